@@ -1,0 +1,146 @@
+"""The ``evaluation`` section of an experiment config."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, field_validator, model_validator
+
+from sarft_ray.config_base import ConfigPath, StrictModel
+
+Benchmark = Literal["rolebench_spe", "rolebench_raw", "advbench", "beavertails"]
+BENCHMARKS: tuple[str, ...] = ("rolebench_spe", "rolebench_raw", "advbench", "beavertails")
+VerdictLabel = Literal["refusal", "compliance", "invalid"]
+
+
+class KeywordJudgeConfig(StrictModel):
+    """Refusal-phrase matching (offline, no model)."""
+
+    kind: Literal["keyword"] = "keyword"
+    window: PositiveInt | None = Field(None, description="only look at the first N characters of a reply")
+
+
+class OpenAIJudgeConfig(StrictModel):
+    """A chat-completions endpoint: OpenAI itself (the paper used GPT-4o) or any compatible server."""
+
+    kind: Literal["openai"]
+    base_url: str = "https://api.openai.com/v1"
+    model: str = "gpt-4o"
+    api_key_env: str | None = Field("OPENAI_API_KEY", description="env var holding the key; null sends none")
+    concurrency: PositiveInt = 8
+    max_retries: NonNegativeInt = 4
+    backoff_s: float = Field(1.0, ge=0)
+    timeout_s: PositiveFloat = 60.0
+    max_tokens: PositiveInt = 16
+
+
+class HFClassifierJudgeConfig(StrictModel):
+    """A local sequence-classification checkpoint; ``label_map`` maps its labels to verdicts."""
+
+    kind: Literal["hf_classifier"]
+    path: ConfigPath
+    label_map: dict[str, VerdictLabel] = Field(min_length=1)
+    template: str = Field("{response}", description="classifier input; may use {prompt} and {response}")
+    batch_size: PositiveInt = 16
+    max_length: PositiveInt = 512
+    device: str = "cpu"
+
+    @field_validator("template")
+    @classmethod
+    def _has_response(cls, value: str) -> str:
+        if "{response}" not in value:
+            raise ValueError("template must contain {response}")
+        return value
+
+
+JudgeConfig = Annotated[
+    KeywordJudgeConfig | OpenAIJudgeConfig | HFClassifierJudgeConfig, Field(discriminator="kind")
+]
+
+
+class GenerationConfig(StrictModel):
+    """Decoding settings; greedy unless ``do_sample``."""
+
+    max_new_tokens: PositiveInt = 128
+    do_sample: bool = False
+    temperature: PositiveFloat = 1.0
+    top_p: float = Field(1.0, gt=0, le=1)
+    top_k: NonNegativeInt = 0
+    seed: int = 0
+    batch_size: PositiveInt = 8
+    max_prompt_tokens: PositiveInt = Field(2048, description="longer prompts keep their last N tokens")
+    system_prompt: Literal["none", "role"] = Field(
+        "none", description="none (as in the SaRFT release) or the role's system prompt"
+    )
+
+
+class LimitsConfig(StrictModel):
+    """Per-benchmark caps for quick runs; unset falls back to ``evaluation.limit``."""
+
+    rolebench_spe: PositiveInt | None = Field(None, description="first N questions per role")
+    rolebench_raw: PositiveInt | None = Field(None, description="first N instructions per role")
+    advbench: PositiveInt | None = Field(None, description="first N goals (jailbreaks use the same goals)")
+    beavertails: PositiveInt | None = Field(None, description="N prompts spread evenly over the categories")
+
+
+class BenchmarkPaths(StrictModel):
+    """Benchmark files; unset means the standard file under the data directory."""
+
+    advbench: ConfigPath | None = None
+    beavertails: ConfigPath | None = None
+    rolebench_spe: ConfigPath | None = Field(
+        None, description="held-out role-specific questions (RoleBench instruction generalization)"
+    )
+
+
+class EvaluationConfig(StrictModel):
+    benchmarks: list[Benchmark] = Field(default_factory=lambda: list(BENCHMARKS))
+    jailbreaks: list[str] = Field(
+        default_factory=lambda: ["aim", "caesar", "morse", "code_chameleon"],
+        description="names from the jailbreak registry, or keys of jailbreak_prompt_files",
+    )
+    jailbreak_prompt_files: dict[str, ConfigPath] = Field(
+        default_factory=dict,
+        description="attack prompts made elsewhere (GCG, AutoDAN): name -> JSONL of {goal, prompt}",
+    )
+    limit: PositiveInt | None = Field(None, description="default cap for every benchmark")
+    limits: LimitsConfig = LimitsConfig()
+    paths: BenchmarkPaths = BenchmarkPaths()
+    raw_sources: list[str] = Field(
+        default_factory=lambda: ["general"],
+        description="RAW = held-out (split=test) rows of roles.corpus whose source is one of these",
+    )
+    judge: JudgeConfig = KeywordJudgeConfig()
+    cache_verdicts: bool = True
+    generation: GenerationConfig = GenerationConfig()
+    backend: Literal["ray", "local"] = Field("ray", description="ray: Ray Data actor pool; local: in-process")
+    num_actors: PositiveInt = 1
+    actor_num_cpus: PositiveFloat = Field(0.5, description="fractional on small machines so read tasks still run")
+    actor_num_gpus: float = Field(0.0, ge=0)
+    device: str = Field("auto", description="auto: cuda when the actor has a GPU, else cpu")
+
+    @field_validator("judge", mode="before")
+    @classmethod
+    def _judge_shorthand(cls, value):
+        # ``judge: keyword`` in YAML means the keyword judge with default settings.
+        return {"kind": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _known_jailbreaks(self) -> EvaluationConfig:
+        from sarft_ray.evaluation.jailbreaks import registered_names
+
+        known = set(registered_names()) | set(self.jailbreak_prompt_files)
+        unknown = [name for name in self.jailbreaks if name not in known]
+        if unknown:
+            raise ValueError(
+                f"unknown jailbreak(s) {unknown}; known: {sorted(known)} "
+                "(attacks optimised per model, such as GCG, go in jailbreak_prompt_files)"
+            )
+        if len(set(self.jailbreaks)) != len(self.jailbreaks):
+            raise ValueError("jailbreaks lists a name twice")
+        return self
+
+    def limit_for(self, benchmark: str) -> int | None:
+        """The cap of one benchmark (jailbreaks share AdvBench's)."""
+        own = getattr(self.limits, "advbench" if benchmark.startswith("jailbreak") else benchmark, None)
+        return own if own is not None else self.limit

@@ -1,0 +1,47 @@
+"""Jailbreak transformations of AdvBench requests, applied offline.
+
+Built in: ``aim`` (amoral-persona story frame), ``caesar`` and ``morse``
+(ciphers, replies decoded before judging), ``code_chameleon`` and
+``code_chameleon_length`` (word-order encryption inside a code-completion
+task).
+
+Extending:
+- an attack that is a fixed transformation: implement :class:`Jailbreak`
+  (``name``, ``wrap(goal)``, ``decode(reply)``) and call
+  ``register_jailbreak(name, factory)`` before the config is validated;
+- an attack optimised against the evaluated model (GCG, AutoDAN): produce its
+  prompts with the attack's own tooling and pass them as a file, see
+  :mod:`sarft_ray.evaluation.jailbreaks.prompt_file`. None is bundled.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sarft_ray.evaluation.jailbreaks.base import Jailbreak, get_jailbreak, register_jailbreak, registered_names
+from sarft_ray.evaluation.jailbreaks.ciphers import CaesarJailbreak, MorseJailbreak
+from sarft_ray.evaluation.jailbreaks.code_chameleon import CodeChameleonJailbreak
+from sarft_ray.evaluation.jailbreaks.persona import PersonaJailbreak
+from sarft_ray.evaluation.jailbreaks.prompt_file import PromptFileJailbreak
+
+__all__ = [
+    "Jailbreak",
+    "build_jailbreaks",
+    "get_jailbreak",
+    "register_jailbreak",
+    "registered_names",
+]
+
+register_jailbreak("aim", PersonaJailbreak)
+register_jailbreak("caesar", CaesarJailbreak)
+register_jailbreak("morse", MorseJailbreak)
+register_jailbreak("code_chameleon", lambda: CodeChameleonJailbreak("reverse"))
+register_jailbreak("code_chameleon_length", lambda: CodeChameleonJailbreak("length"))
+
+
+def build_jailbreaks(names: list[str], prompt_files: dict[str, Path]) -> list[Jailbreak]:
+    """The configured jailbreaks, in config order; a prompt file wins over a registered name."""
+    return [
+        PromptFileJailbreak(name, prompt_files[name]) if name in prompt_files else get_jailbreak(name)
+        for name in names
+    ]
