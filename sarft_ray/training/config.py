@@ -1,0 +1,80 @@
+"""The ``training`` section of an experiment config (RBO: CE + lambda * KL on harmful rows)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from sarft_ray.config_base import ConfigPath, StrictModel
+
+# The authors' release form of the loss; ``release_form: true`` selects all three at once.
+RELEASE_LOSS = {"kl_direction": "ref_to_policy", "kl_span": "all", "ce_norm": "sequence"}
+
+
+class TrainingConfig(StrictModel):
+    """How one role is fine-tuned. Defaults follow METHOD.md; batch sizes are per worker."""
+
+    mode: Literal["lora", "full"] = "lora"
+    selection: Literal["rds", "flip", "random", "all", "none"] = Field(
+        default="rds", description="which rows carry the KL term; 'none' is plain SFT"
+    )
+    lambda_kl: float = Field(default=0.5, ge=0.0, allow_inf_nan=False, description="weight of the KL term")
+    kl_direction: Literal["ref_to_policy", "policy_to_ref"] = Field(
+        default="ref_to_policy", description="ref_to_policy = KL(p_ref||p_theta) (release); policy_to_ref = the paper's formula"
+    )
+    kl_span: Literal["all", "answer"] = Field(default="all", description="positions averaged in KL_b")
+    ce_norm: Literal["answer", "sequence"] = Field(default="answer", description="CE_b divided by answer or by all tokens")
+    release_form: bool = Field(
+        default=False, description="the authors' release loss: KL(ref||theta) over all tokens, sequence-normalised CE"
+    )
+
+    epochs: int = Field(default=1, ge=1)
+    max_steps: int | None = Field(default=None, ge=1, description="optimizer steps; overrides epochs when set")
+    lr: float = Field(default=2e-4, gt=0.0)
+    lr_schedule: Literal["constant", "linear", "cosine"] = "constant"
+    warmup_steps: int = Field(default=0, ge=0)
+    weight_decay: float = Field(default=0.0, ge=0.0)
+    max_grad_norm: float = Field(default=1.0, ge=0.0, description="0 disables clipping")
+    micro_batch_size: int = Field(default=8, ge=1, description="rows per forward pass on one worker")
+    grad_accum_steps: int = Field(default=1, ge=1)
+
+    lora_r: int = Field(default=32, ge=1)
+    lora_alpha: float = Field(default=64.0, gt=0.0)
+    lora_dropout: float = Field(default=0.05, ge=0.0, lt=1.0)
+    lora_target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "v_proj"], min_length=1)
+
+    deepspeed: ConfigPath | None = Field(default=None, description="ZeRO config JSON; null: configs/ds_zero2.json")
+    workers: int = Field(default=1, ge=1)
+    cpus_per_worker: float = Field(default=1.0, gt=0.0)
+    gpus_per_worker: float = Field(default=0.0, ge=0.0)
+    checkpoint_every: int = Field(default=0, ge=0, description="optimizer steps between checkpoints; 0: none before the end")
+    keep_checkpoints: int = Field(default=2, ge=1)
+    max_failures: int = Field(default=2, ge=0, description="worker-group restarts before the run fails")
+    fail_at_step: int | None = Field(
+        default=None, ge=1, description="fault injection: one worker dies once at this step (env SARFT_FAIL_AT_STEP)"
+    )
+    seed: int = 0
+
+    use_system_prompt: bool = Field(default=False, description="prefix the role prompt P_r to training inputs")
+    max_source_tokens: int = Field(default=512, ge=1)
+    max_target_tokens: int = Field(default=128, ge=1)
+
+    @model_validator(mode="after")
+    def _release_form_is_consistent(self):
+        if self.release_form:
+            clash = [k for k, v in RELEASE_LOSS.items() if k in self.model_fields_set and getattr(self, k) != v]
+            if clash:
+                raise ValueError(f"release_form fixes {', '.join(clash)}; remove {'them' if len(clash) > 1 else 'it'}")
+        return self
+
+    def loss_settings(self) -> dict:
+        """kl_direction / kl_span / ce_norm as they apply (release_form substitutes the release's)."""
+        if self.release_form:
+            return dict(RELEASE_LOSS)
+        return {"kl_direction": self.kl_direction, "kl_span": self.kl_span, "ce_norm": self.ce_norm}
+
+    @property
+    def global_batch_size(self) -> int:
+        """Rows per optimizer step over all workers."""
+        return self.micro_batch_size * self.grad_accum_steps * self.workers

@@ -1,0 +1,192 @@
+"""The RBO objective: cross-entropy on every row plus lambda * KL on the harmful rows.
+
+    L = mean_b CE_b + lambda * mean_b (h_b * KL_b)
+
+Everything here is plain torch on tensors; ``rbo_forward`` adds the two model
+calls around it and is the only place a reference forward happens, so the rule
+"no harmful row, no reference forward" lives in one spot.
+
+Positions: logits at position t predict token t+1. ``labels`` carry the token
+ids of the answer and -100 elsewhere (prompt and padding), aligned with
+``input_ids``; the shift happens here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+IGNORE_INDEX = -100
+
+KLDirection = Literal["ref_to_policy", "policy_to_ref"]
+KLSpan = Literal["all", "answer"]
+CENorm = Literal["answer", "sequence"]
+
+
+@dataclass(frozen=True)
+class LossOptions:
+    """How the two terms are formed (defaults: METHOD.md's choices).
+
+    - ``kl_direction``: ``ref_to_policy`` is KL(p_ref || p_theta), the release's
+      form; ``policy_to_ref`` is KL(p_theta || p_ref), the paper's formula.
+    - ``kl_span``: ``all`` averages KL over every non-padding position (prompt
+      and answer, the release); ``answer`` only over positions predicting answer tokens.
+    - ``ce_norm``: ``answer`` divides a row's summed CE by its answer tokens;
+      ``sequence`` divides it by all its non-padding tokens (the release).
+    """
+
+    lambda_kl: float = 0.0
+    kl_direction: KLDirection = "ref_to_policy"
+    kl_span: KLSpan = "all"
+    ce_norm: CENorm = "answer"
+
+    def __post_init__(self):
+        if not self.lambda_kl >= 0:  # also rejects NaN
+            raise ValueError(f"lambda_kl must be >= 0, got {self.lambda_kl}")
+
+    @classmethod
+    def release(cls, lambda_kl: float) -> LossOptions:
+        """The authors' release form (sequence-normalised CE, KL(ref||theta) over all tokens)."""
+        return cls(lambda_kl=lambda_kl, kl_direction="ref_to_policy", kl_span="all", ce_norm="sequence")
+
+
+@dataclass
+class LossOutput:
+    """The loss to back-propagate and its parts (detached floats for logging)."""
+
+    loss: torch.Tensor
+    ce: float
+    kl: float  # mean KL over the harmful rows of the batch (0 when none or lambda = 0)
+    harmful_rows: int
+    rows: int
+
+
+def shifted_labels(labels: torch.Tensor) -> torch.Tensor:
+    """Targets aligned with logits: position t is scored against token t+1; the last position has none."""
+    pad = torch.full_like(labels[:, :1], IGNORE_INDEX)
+    return torch.cat([labels[:, 1:], pad], dim=1)
+
+
+def ce_per_row(logits: torch.Tensor, labels: torch.Tensor, attention_mask: torch.Tensor, norm: CENorm) -> torch.Tensor:
+    """Per-row cross-entropy of the answer tokens, normalised per ``norm``. Shape (B,)."""
+    targets = shifted_labels(labels)
+    token_ce = F.cross_entropy(
+        logits.float().transpose(1, 2), targets, ignore_index=IGNORE_INDEX, reduction="none"
+    )  # (B, T), 0 where ignored
+    total = token_ce.sum(dim=1)
+    if norm == "answer":
+        count = (targets != IGNORE_INDEX).sum(dim=1)
+    elif norm == "sequence":
+        count = attention_mask.sum(dim=1)
+    else:
+        raise ValueError(f"unknown ce_norm {norm!r}")
+    return total / count.clamp(min=1).to(total.dtype)
+
+
+def kl_positions(labels: torch.Tensor, attention_mask: torch.Tensor, span: KLSpan) -> torch.Tensor:
+    """Boolean (B, T) mask of the logit positions whose distributions enter the KL."""
+    if span == "all":
+        return attention_mask.bool()
+    if span == "answer":
+        return shifted_labels(labels) != IGNORE_INDEX
+    raise ValueError(f"unknown kl_span {span!r}")
+
+
+def token_kl(policy_logits: torch.Tensor, ref_logits: torch.Tensor, direction: KLDirection) -> torch.Tensor:
+    """KL between two next-token distributions, summed over the vocabulary: (..., V) -> (...)."""
+    policy_logp = F.log_softmax(policy_logits.float(), dim=-1)
+    ref_logp = F.log_softmax(ref_logits.float(), dim=-1)
+    if direction == "ref_to_policy":  # sum p_ref (log p_ref - log p_theta)
+        return F.kl_div(policy_logp, ref_logp, reduction="none", log_target=True).sum(-1)
+    if direction == "policy_to_ref":  # sum p_theta (log p_theta - log p_ref)
+        return F.kl_div(ref_logp, policy_logp, reduction="none", log_target=True).sum(-1)
+    raise ValueError(f"unknown kl_direction {direction!r}")
+
+
+def kl_per_row(
+    policy_logits: torch.Tensor,
+    ref_logits: torch.Tensor,
+    positions: torch.Tensor,
+    direction: KLDirection,
+    policy_rows: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Mean per-token KL of each row of ``ref_logits`` over its ``positions``. Shape (H,).
+
+    ``policy_rows[i]`` is the row of ``policy_logits`` that matches row i of
+    ``ref_logits`` (identity when None). Only the selected positions are
+    gathered before the softmaxes, so padding (and, for ``answer``, the
+    prompt) costs no vocabulary-sized work.
+    """
+    rows, cols = positions.nonzero(as_tuple=True)
+    prow = rows if policy_rows is None else policy_rows[rows]
+    kl_tok = token_kl(policy_logits[prow, cols], ref_logits[rows, cols], direction)  # (N,)
+    total = torch.zeros(positions.shape[0], dtype=kl_tok.dtype, device=kl_tok.device).index_add_(0, rows, kl_tok)
+    return total / positions.sum(dim=1).clamp(min=1).to(total.dtype)
+
+
+def rbo_loss(
+    policy_logits: torch.Tensor,
+    labels: torch.Tensor,
+    attention_mask: torch.Tensor,
+    harmful: torch.Tensor,
+    ref_logits: torch.Tensor | None,
+    options: LossOptions,
+) -> LossOutput:
+    """Combine the terms. ``ref_logits`` holds the reference logits of the harmful rows only.
+
+    ``ref_logits`` may be shorter in time than ``policy_logits`` (trimmed
+    padding); the positions it lacks are padding for every harmful row.
+    """
+    batch = labels.shape[0]
+    harmful = harmful.bool()
+    ce_rows = ce_per_row(policy_logits, labels, attention_mask, options.ce_norm)
+    ce = ce_rows.mean()
+    n_harmful = int(harmful.sum())
+    if ref_logits is None or n_harmful == 0 or options.lambda_kl == 0:
+        return LossOutput(loss=ce, ce=float(ce.detach()), kl=0.0, harmful_rows=n_harmful, rows=batch)
+    idx = harmful.nonzero(as_tuple=True)[0]
+    length = ref_logits.shape[1]
+    positions = kl_positions(labels[idx], attention_mask[idx], options.kl_span)[:, :length]
+    kl_rows = kl_per_row(policy_logits, ref_logits, positions, options.kl_direction, policy_rows=idx)
+    # mean over the whole batch of h_b * KL_b: harmful rows summed, divided by B
+    kl_term = kl_rows.sum() / batch
+    loss = ce + options.lambda_kl * kl_term
+    return LossOutput(
+        loss=loss, ce=float(ce.detach()), kl=float(kl_rows.detach().mean()), harmful_rows=n_harmful, rows=batch
+    )
+
+
+def trimmed_length(attention_mask: torch.Tensor) -> int:
+    """Length that keeps every non-padding token of right-padded rows."""
+    lengths = attention_mask.sum(dim=1)
+    return int(lengths.max()) if lengths.numel() else 0
+
+
+def rbo_forward(
+    policy: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    reference: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None,
+    batch: dict[str, torch.Tensor],
+    options: LossOptions,
+) -> LossOutput:
+    """Forward the policy on every row and the reference only on the harmful rows.
+
+    ``policy`` and ``reference`` map (input_ids, attention_mask) to logits;
+    ``batch`` holds right-padded ``input_ids``, ``attention_mask``, ``labels``
+    and a boolean ``harmful`` per row.
+    """
+    input_ids, mask, labels, harmful = batch["input_ids"], batch["attention_mask"], batch["labels"], batch["harmful"]
+    logits = policy(input_ids, mask)
+    ref_logits = None
+    if options.lambda_kl > 0 and bool(harmful.any()):
+        if reference is None:
+            raise ValueError("lambda_kl > 0 with harmful rows needs a reference model")
+        idx = harmful.bool().nonzero(as_tuple=True)[0]
+        # right padding: cut the columns that are padding in every harmful row
+        length = trimmed_length(mask[idx])
+        with torch.no_grad():
+            ref_logits = reference(input_ids[idx, :length], mask[idx, :length])
+    return rbo_loss(logits, labels, mask, harmful, ref_logits, options)
