@@ -1,0 +1,86 @@
+"""The ``sarft-ray`` command line: parse arguments, call a stage, print a short result.
+
+Bad input ends with one line ``error: ...`` on stderr and exit code 2; pass
+``--debug`` (before the command) to see the traceback instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from sarft_ray.errors import SarftError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
+models_app = typer.Typer(no_args_is_help=True, help="Fetch and inspect models.")
+app.add_typer(models_app, name="models")
+
+_state = {"debug": False}
+
+ConfigArg = Annotated[Path, typer.Argument(help="experiment YAML file", show_default=False)]
+
+
+@app.callback()
+def _global(
+    debug: Annotated[bool, typer.Option("--debug", help="show tracebacks")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log progress details")] = False,
+) -> None:
+    """Safety-aware role-play fine-tuning (SaRFT) on Ray."""
+    _state["debug"] = debug
+    logging.basicConfig(
+        level=logging.DEBUG if debug else (logging.INFO if verbose else logging.WARNING),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@app.command()
+def validate(config: ConfigArg) -> None:
+    """Check a config and the files it points to without running anything."""
+    from sarft_ray.config import load_config
+    from sarft_ray.validate import check_inputs
+
+    cfg = load_config(config)
+    for line in check_inputs(cfg):
+        typer.echo(line)
+    typer.echo(f"{config}: OK")
+
+
+@models_app.command("pull")
+def models_pull(ref: Annotated[str, typer.Argument(help="alias, .gguf file or hub id")]) -> None:
+    """Fetch (and for GGUF, dequantize) a model into the local cache now."""
+    from sarft_ray.models import load_tokenizer, resolve_model_dir
+
+    location = resolve_model_dir(ref)
+    load_tokenizer(ref)
+    typer.echo(f"{ref}: ready at {location}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app(standalone_mode=False)
+    except SarftError as exc:
+        if _state["debug"]:
+            raise
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except (typer.Abort, KeyboardInterrupt):
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # click usage errors carry their own exit code
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

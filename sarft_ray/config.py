@@ -1,0 +1,159 @@
+"""The experiment config: one YAML file describes model, roles, scoring, training,
+evaluation, tracking and Ray resources.
+
+``load_config`` expands ``${VAR}`` / ``${VAR:-default}`` in strings, resolves
+relative paths against the config file's directory, and turns every
+validation problem into one line such as
+``configs/x.yaml: training.lambda_kl: must be >= 0, got -1``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator
+
+from sarft_ray.config_base import ConfigPath, StrictModel
+from sarft_ray.data.config import RolesConfig
+from sarft_ray.data.readers import read_json_or_yaml
+from sarft_ray.errors import SarftError
+from sarft_ray.evaluation.config import EvaluationConfig
+from sarft_ray.models.config import ModelConfig
+from sarft_ray.scoring.config import ScoringConfig
+from sarft_ray.training.config import TrainingConfig
+
+
+class TrackingConfig(StrictModel):
+    """MLflow: ``null`` URI means a sqlite database under the experiment's output directory."""
+
+    mlflow_uri: str | None = None
+    experiment_name: str | None = None
+
+
+class RayConfig(StrictModel):
+    """Where Ray runs: ``address`` null (and no RAY_ADDRESS) starts a local cluster."""
+
+    address: str | None = None
+    num_cpus: int | None = Field(default=None, ge=1, description="CPUs of a local cluster (null: all)")
+    num_gpus: int | None = Field(default=None, ge=0)
+    include_dashboard: bool = True
+
+
+class ExperimentConfig(StrictModel):
+    """Everything one experiment needs; each section belongs to one stage."""
+
+    experiment: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    output_root: ConfigPath = Path("runs")
+    model: ModelConfig
+    roles: RolesConfig
+    scoring: ScoringConfig = ScoringConfig()
+    training: TrainingConfig = TrainingConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+    tracking: TrackingConfig = TrackingConfig()
+    ray: RayConfig = RayConfig()
+    source: Path | None = Field(default=None, exclude=True, description="the file this config was read from")
+
+    @field_validator("roles")
+    @classmethod
+    def _unique_roles(cls, roles: RolesConfig) -> RolesConfig:
+        from sarft_ray.data.roles import role_key
+
+        keys = [role_key(n) for n in roles.names]
+        dupes = sorted({n for n, k in zip(roles.names, keys, strict=True) if keys.count(k) > 1})
+        if dupes:
+            raise ValueError(f"role listed twice: {', '.join(dupes)}")
+        return roles
+
+    @property
+    def experiment_dir(self) -> Path:
+        """``<output_root>/<experiment>``: every artefact of this experiment lives below it."""
+        return Path(self.output_root) / self.experiment
+
+    def resolved(self) -> dict[str, Any]:
+        """The config as plain JSON-able data (paths absolute)."""
+        return self.model_dump(mode="json")
+
+    def with_updates(self, **sections: Any) -> ExperimentConfig:
+        """A copy with some sections replaced, e.g. ``training=cfg.training.model_copy(update=...)``."""
+        return self.model_copy(update=sections)
+
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def expand_env(value: Any, where: str = "") -> Any:
+    """Expand ``${VAR}`` and ``${VAR:-default}`` in every string of a YAML tree."""
+    if isinstance(value, dict):
+        return {k: expand_env(v, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [expand_env(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in os.environ:
+            return os.environ[name]
+        if default is not None:
+            return default
+        raise SarftError(f"{where}: environment variable {name} is not set and has no default")
+
+    return _VAR.sub(substitute, value)
+
+
+def _dotted(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def format_validation_error(source: str, exc: ValidationError) -> str:
+    """One line naming the file, each bad field's dotted path, what was expected and what was given."""
+    problems = []
+    for err in exc.errors():
+        loc = _dotted(tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))))
+        msg = err["msg"].removeprefix("Value error, ")
+        msg = msg[:1].lower() + msg[1:]
+        if err["type"] == "extra_forbidden":
+            problems.append(f"{loc}: unknown key")
+        elif err["type"] == "missing":
+            problems.append(f"{loc}: required field is missing")
+        else:
+            given = err.get("input")
+            shown = json.dumps(given, default=str) if not isinstance(given, dict) else "{...}"
+            problems.append(f"{loc}: {msg}, got {shown[:80]}")
+    return f"{source}: " + "; ".join(problems)
+
+
+def parse_config(data: Any, source: str, base_dir: Path) -> ExperimentConfig:
+    """Validate an already-parsed YAML tree."""
+    if not isinstance(data, dict):
+        raise SarftError(f"{source}: expected a mapping at the top level")
+    try:
+        data = expand_env(data)
+    except SarftError as exc:
+        raise SarftError(f"{source}: {exc}") from None
+    try:
+        return ExperimentConfig.model_validate(data, context={"base_dir": base_dir})
+    except ValidationError as exc:
+        raise SarftError(format_validation_error(source, exc)) from None
+
+
+def load_config(path: str | Path) -> ExperimentConfig:
+    """Read and validate an experiment YAML file."""
+    path = Path(path)
+    data = read_json_or_yaml(path)
+    cfg = parse_config(data, str(path), path.resolve().parent)
+    return cfg.model_copy(update={"source": path.resolve()})
+
+
+def config_hash(*parts: Any, length: int = 12) -> str:
+    """A short, stable hash of JSON-able parts (configs, file digests, settings)."""
+    blob = json.dumps(parts, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:length]

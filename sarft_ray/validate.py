@@ -1,0 +1,69 @@
+"""``sarft-ray validate``: check a config's inputs without loading models or starting Ray."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sarft_ray.config import ExperimentConfig
+from sarft_ray.data import load_corpus, load_role_prompts
+from sarft_ray.errors import SarftError
+from sarft_ray.models.loading import ALIASES, _looks_like_path
+
+
+def check_model_ref(ref: str) -> str:
+    """Describe a model reference, failing only when it is a path that cannot exist."""
+    if ref in ALIASES:
+        return f"alias {ref}"
+    path = Path(ref).expanduser()
+    if path.exists():
+        if path.is_dir() and not (path / "config.json").exists():
+            raise SarftError(f"model.ref: {ref}: directory has no config.json")
+        return f"local {'GGUF file' if path.suffix == '.gguf' else 'checkpoint'} {path}"
+    if _looks_like_path(ref):
+        raise SarftError(f"model.ref: {ref}: model path does not exist")
+    return f"hub id {ref} (not checked offline)"
+
+
+def check_inputs(cfg: ExperimentConfig) -> list[str]:
+    """Read every input the config names; return one human-readable line per check."""
+    lines = [f"model: {check_model_ref(cfg.model.ref)}"]
+    corpus = load_corpus(cfg.roles.corpus, cfg.roles.names)
+    counts = corpus.group_by(["role", "split"]).aggregate([("sample_id", "count")]).to_pylist()
+    for role in cfg.roles.names:
+        per_split = {c["split"]: c["sample_id_count"] for c in counts if c["role"] == role}
+        lines.append(f"role {role}: {per_split.get('train', 0)} train / {per_split.get('test', 0)} test samples")
+    load_role_prompts(cfg.roles.prompts, cfg.roles.names)
+    lines.append(f"prompts: {len(cfg.roles.names)} roles found in {cfg.roles.prompts.path}")
+    lines.extend(_stage_checks(cfg))
+    return lines
+
+
+def _stage_checks(cfg: ExperimentConfig) -> list[str]:
+    """Files the training and evaluation stages will read: the DeepSpeed config and benchmarks."""
+    import json
+
+    from sarft_ray.data import load_advbench, load_beavertails
+    from sarft_ray.data.readers import read_text
+    from sarft_ray.paths import data_dir
+
+    lines = []
+    if cfg.training.deepspeed is not None:
+        path = cfg.training.deepspeed
+        try:
+            json.loads(read_text(path))
+        except json.JSONDecodeError as exc:
+            raise SarftError(f"{path}:{exc.lineno}: DeepSpeed config is not valid JSON ({exc.msg})") from None
+        lines.append(f"deepspeed: {path}")
+    paths = cfg.evaluation.paths
+    if "advbench" in cfg.evaluation.benchmarks or cfg.evaluation.jailbreaks:
+        table = load_advbench(paths.advbench or data_dir() / "advbench" / "harmful_behaviors.csv")
+        lines.append(f"advbench: {table.num_rows} goals")
+    if "beavertails" in cfg.evaluation.benchmarks:
+        table = load_beavertails(paths.beavertails or data_dir() / "beavertails" / "BeaverTails-Evaluation.csv")
+        lines.append(f"beavertails: {table.num_rows} prompts")
+    if "rolebench_spe" in cfg.evaluation.benchmarks:
+        spe = paths.rolebench_spe or data_dir() / "rolebench/instruction-generalization/role_specific/test.jsonl"
+        if not Path(spe).exists():
+            raise SarftError(f"{spe}: file does not exist (evaluation.paths.rolebench_spe)")
+        lines.append(f"rolebench_spe: {spe}")
+    return lines
