@@ -17,13 +17,15 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from sarft_ray.errors import SarftError
 from sarft_ray.models.chat import require_chat_template
 from sarft_ray.models.config import ModelConfig
 from sarft_ray.paths import cache_dir
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +61,7 @@ def _cache_checkpoint(directory: Path, build) -> Path:
 
 def dequantize_gguf(gguf_file: Path, target: Path) -> None:
     """Load a GGUF file through transformers and save a plain float32 checkpoint."""
+    import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     folder, name = str(gguf_file.parent), gguf_file.name
@@ -108,6 +111,8 @@ def resolve_model_dir(ref: str) -> str:
 
 def resolve_dtype(dtype: str, device: str | torch.device) -> torch.dtype:
     """``auto`` means bfloat16 on CUDA and float32 elsewhere."""
+    import torch
+
     if dtype == "auto":
         return torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
     return getattr(torch, dtype)
