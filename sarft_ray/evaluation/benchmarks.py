@@ -1,0 +1,204 @@
+"""The items each benchmark asks a model, as Arrow tables (one row per request).
+
+Columns: ``benchmark``, ``item_id``, ``role`` (null for a safety item asked
+without a role prompt), ``category`` (BeaverTails), ``goal`` (the plain
+request, what the judge sees), ``user`` (the message sent, a jailbreak's
+disguise included), ``system`` (null for none) and ``references``
+(RoleBench answers).
+
+- ``rolebench_spe``: each role's held-out role-specific questions (RoleBench
+  instruction generalization, 50 per role).
+- ``rolebench_raw``: each role's general instructions from the test split of
+  the experiment's role corpus (``roles.corpus``), so training never saw them.
+- ``advbench`` / ``beavertails``: the safety benchmarks; ``jailbreak_<name>``:
+  AdvBench goals disguised by a jailbreak.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+
+import pyarrow as pa
+
+from sarft_ray.data import iter_rolebench, load_advbench, load_beavertails, load_corpus, load_role_prompts, role_key
+from sarft_ray.errors import SarftError
+from sarft_ray.evaluation.config import EvaluationConfig
+from sarft_ray.evaluation.jailbreaks import Jailbreak, build_jailbreaks
+from sarft_ray.paths import data_dir
+
+log = logging.getLogger(__name__)
+
+ITEM_SCHEMA = pa.schema(
+    [
+        ("benchmark", pa.string()),
+        ("item_id", pa.string()),
+        ("role", pa.string()),
+        ("category", pa.string()),
+        ("goal", pa.string()),
+        ("user", pa.string()),
+        ("system", pa.string()),
+        ("references", pa.list_(pa.string())),
+    ]
+)
+SAFETY_PREFIXES = ("advbench", "beavertails", "jailbreak_")
+
+
+def is_safety(benchmark: str) -> bool:
+    return benchmark.startswith(SAFETY_PREFIXES)
+
+
+def default_paths() -> dict[str, Path]:
+    root = data_dir()
+    return {
+        "advbench": root / "advbench" / "harmful_behaviors.csv",
+        "beavertails": root / "beavertails" / "BeaverTails-Evaluation.csv",
+        "rolebench_spe": root / "rolebench" / "instruction-generalization" / "role_specific" / "test.jsonl",
+    }
+
+
+def first_per_group(rows: list[dict], key: str, limit: int | None) -> list[dict]:
+    """The first ``limit`` rows of each group, in input order."""
+    if limit is None:
+        return rows
+    seen: dict[str, int] = {}
+    kept = []
+    for row in rows:
+        count = seen.get(row[key], 0)
+        if count < limit:
+            kept.append(row)
+        seen[row[key]] = count + 1
+    return kept
+
+
+def stratified_head(rows: list[dict], key: str, limit: int | None) -> list[dict]:
+    """``limit`` rows spread as evenly as possible over the groups of ``key``, in input order.
+
+    Rows are taken round-robin: every group's first row, then every group's
+    second, and so on (groups in order of first appearance).
+    """
+    if limit is None or limit >= len(rows):
+        return rows
+    group_order: dict[str, int] = {}
+    rank: list[tuple[int, int, int]] = []
+    seen: dict[str, int] = {}
+    for index, row in enumerate(rows):
+        group_order.setdefault(row[key], len(group_order))
+        rank.append((seen.get(row[key], 0), group_order[row[key]], index))
+        seen[row[key]] = seen.get(row[key], 0) + 1
+    chosen = sorted(index for _, _, index in sorted(rank)[:limit])
+    return [rows[i] for i in chosen]
+
+
+def _table(rows: list[dict]) -> pa.Table:
+    return pa.Table.from_pylist(rows, schema=ITEM_SCHEMA)
+
+
+def _item(benchmark: str, item_id: str, goal: str, **extra) -> dict:
+    return {
+        "benchmark": benchmark,
+        "item_id": item_id,
+        "role": extra.get("role"),
+        "category": extra.get("category"),
+        "goal": goal,
+        "user": extra.get("user", goal),
+        "system": extra.get("system"),
+        "references": extra.get("references", []),
+    }
+
+
+def rolebench_spe_items(path: Path, roles: list[str], limit: int | None) -> list[dict]:
+    wanted = {role_key(r): r for r in roles}
+    rows = []
+    for row in iter_rolebench(path):
+        role = wanted.get(role_key(row["role"]))
+        if role is not None:
+            rows.append(_item("rolebench_spe", row["sample_id"], row["input"], role=role, references=row["references"]))
+    missing = sorted(set(roles) - {r["role"] for r in rows})
+    if missing:
+        raise SarftError(f"{path}: no role-specific questions for role(s) {missing}")
+    return first_per_group(rows, "role", limit)
+
+
+def rolebench_raw_items(corpus_cfg, roles: list[str], sources: list[str], limit: int | None) -> list[dict]:
+    table = load_corpus(corpus_cfg, roles)
+    rows = [
+        _item("rolebench_raw", r["sample_id"], r["input"], role=r["role"], references=r["references"])
+        for r in table.to_pylist()
+        if r["split"] == "test" and r["source"] in sources
+    ]
+    without = sorted(set(roles) - {r["role"] for r in rows})
+    if without:
+        log.warning("rolebench_raw: no held-out rows with source in %s for %s; RAW is left empty for them", sources, without)
+    return first_per_group(rows, "role", limit)
+
+
+def safety_items(benchmark: str, path: Path, limit: int | None) -> list[dict]:
+    if benchmark == "advbench":
+        rows = load_advbench(path).to_pylist()
+        rows = rows if limit is None else rows[:limit]
+    else:
+        rows = stratified_head(load_beavertails(path).to_pylist(), "category", limit)
+    return [_item(benchmark, r["item_id"], r["prompt"], category=r["category"]) for r in rows]
+
+
+def jailbreak_items(advbench_rows: list[dict], jailbreak: Jailbreak) -> list[dict]:
+    return [
+        row | {"benchmark": f"jailbreak_{jailbreak.name}", "user": jailbreak.wrap(row["goal"])}
+        for row in advbench_rows
+    ]
+
+
+def _with_system(rows: list[dict], prompts: dict[str, str] | None, roles: list[str]) -> list[dict]:
+    """Attach role system prompts: RoleBench rows get their role's; safety rows are asked once per role."""
+    if prompts is None:
+        return rows
+    out = []
+    for row in rows:
+        if row["role"] is not None:
+            out.append(row | {"system": prompts[row["role"]]})
+        else:
+            out.extend(row | {"role": role, "system": prompts[role]} for role in roles)
+    return out
+
+
+def build_items(
+    cfg: EvaluationConfig, roles: list[str], corpus_cfg=None, prompts_cfg=None
+) -> dict[str, pa.Table]:
+    """One item table per benchmark, in a stable order (config order, jailbreaks last).
+
+    ``corpus_cfg`` (``roles.corpus``) is needed for ``rolebench_raw``;
+    ``prompts_cfg`` (``roles.prompts``) when ``generation.system_prompt`` is ``role``.
+    """
+    paths = default_paths() | {k: v for k, v in cfg.paths.model_dump().items() if v is not None}
+    prompts = None
+    if cfg.generation.system_prompt == "role":
+        if prompts_cfg is None:
+            raise SarftError("evaluation.generation.system_prompt: 'role' needs roles.prompts")
+        prompts = {role: p.role_prompt for role, p in load_role_prompts(prompts_cfg, roles).items()}
+    tables: dict[str, list[dict]] = {}
+    for benchmark in cfg.benchmarks:
+        limit = cfg.limit_for(benchmark)
+        if benchmark == "rolebench_spe":
+            tables[benchmark] = rolebench_spe_items(Path(paths["rolebench_spe"]), roles, limit)
+        elif benchmark == "rolebench_raw":
+            if corpus_cfg is None:
+                raise SarftError("evaluation.benchmarks: rolebench_raw needs roles.corpus")
+            tables[benchmark] = rolebench_raw_items(corpus_cfg, roles, cfg.raw_sources, limit)
+        else:
+            tables[benchmark] = safety_items(benchmark, Path(paths[benchmark]), limit)
+    if cfg.jailbreaks:
+        goals = tables.get("advbench") or safety_items("advbench", Path(paths["advbench"]), cfg.limit_for("advbench"))
+        for jailbreak in build_jailbreaks(cfg.jailbreaks, cfg.jailbreak_prompt_files):
+            tables[f"jailbreak_{jailbreak.name}"] = jailbreak_items(goals, jailbreak)
+    return {name: _table(_with_system(rows, prompts, roles)) for name, rows in tables.items()}
+
+
+def jailbreak_decoders(cfg: EvaluationConfig) -> dict[str, Jailbreak]:
+    """``benchmark name -> jailbreak`` for decoding replies before judging."""
+    return {f"jailbreak_{j.name}": j for j in build_jailbreaks(cfg.jailbreaks, cfg.jailbreak_prompt_files)}
+
+
+def roles_in(rows: Iterable[dict]) -> list[str]:
+    return sorted({r["role"] for r in rows if r["role"] is not None})

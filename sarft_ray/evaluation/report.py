@@ -1,0 +1,153 @@
+"""Summarise judged and scored generations into one table per model; atomic file writes."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from sarft_ray.evaluation.metrics import count_labels, counts_by_group, mean
+
+
+def _atomic(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text(path: Path, text: str) -> None:
+    _atomic(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def write_json(path: Path, obj) -> None:
+    write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def write_parquet(path: Path, table: pa.Table) -> None:
+    _atomic(path, lambda tmp: pq.write_table(table, tmp))
+
+
+def rolebench_summary(scores: pa.Table) -> dict:
+    """Macro average: the mean over roles of each role's mean score (as per-role tables are averaged)."""
+    per_role: dict[str, dict] = {}
+    for row in scores.to_pylist():
+        entry = per_role.setdefault(row["role"], {"first": [], "max": []})
+        entry["first"].append(row["rouge_l_first"])
+        entry["max"].append(row["rouge_l_max"])
+    roles = {
+        role: {"rouge_l_first": mean(v["first"]), "rouge_l_max": mean(v["max"]), "n": len(v["first"])}
+        for role, v in sorted(per_role.items())
+    }
+    return {
+        "rouge_l_first": mean(r["rouge_l_first"] for r in roles.values()),
+        "rouge_l_max": mean(r["rouge_l_max"] for r in roles.values()),
+        "n": scores.num_rows,
+        "per_role": roles,
+    }
+
+
+def safety_summary(verdicts: pa.Table) -> dict:
+    """Refusal rate with counts; per category and per role where those columns are set."""
+    labels = verdicts.column("label").to_pylist()
+    out = count_labels(labels).as_dict()
+    for column, name in (("category", "per_category"), ("role", "per_role")):
+        groups = verdicts.column(column).to_pylist()
+        if any(g is not None for g in groups):
+            out[name] = {k: v.as_dict() for k, v in counts_by_group([str(g) for g in groups], labels).items()}
+    return out
+
+
+def headline(benchmarks: dict[str, dict]) -> dict:
+    """The one-row table: RoleBench, per-benchmark refusal rates and the two averages."""
+    row: dict[str, float | None] = {}
+    for name in ("rolebench_spe", "rolebench_raw"):
+        if name in benchmarks:
+            row[f"{name}_rouge_l_first"] = benchmarks[name]["rouge_l_first"]
+            row[f"{name}_rouge_l_max"] = benchmarks[name]["rouge_l_max"]
+    safety = [n for n in ("advbench", "beavertails") if n in benchmarks]
+    jailbreaks = [n for n in benchmarks if n.startswith("jailbreak_")]
+    for name in safety + jailbreaks:
+        row[f"{name}_rr"] = benchmarks[name]["refusal_rate"]
+    rates = [benchmarks[n]["refusal_rate"] for n in safety]
+    row["safety_avg"] = mean(rates) if safety and None not in rates else None
+    rates = [benchmarks[n]["refusal_rate"] for n in jailbreaks]
+    row["jailbreak_avg"] = mean(rates) if jailbreaks and None not in rates else None
+    return row
+
+
+def _fmt(value) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+_SHORT = {
+    "rolebench_spe_rouge_l_first": "SPE R-L",
+    "rolebench_spe_rouge_l_max": "SPE R-L max",
+    "rolebench_raw_rouge_l_first": "RAW R-L",
+    "rolebench_raw_rouge_l_max": "RAW R-L max",
+    "advbench_rr": "AdvBench RR",
+    "beavertails_rr": "BeaverTails RR",
+    "safety_avg": "Safety avg",
+    "jailbreak_avg": "Jailbreak avg",
+}
+
+
+def _short(column: str) -> str:
+    if column in _SHORT:
+        return _SHORT[column]
+    return column.removeprefix("jailbreak_").removesuffix("_rr") + " RR"
+
+
+def headline_markdown(tables: list[dict]) -> str:
+    """One row per model: the figures a paper table would show (columns of the first table)."""
+    columns = list(tables[0]["headline"])
+    rows = []
+    for table in tables:
+        meta = table["model"]
+        name = Path(meta["ref"]).name + (f" + {Path(meta['adapter']).name}" if meta.get("adapter") else "")
+        rows.append([name] + [_fmt(table["headline"].get(c)) for c in columns])
+    return _md_table(["model"] + [_short(c) for c in columns], rows)
+
+
+def render_markdown(table: dict) -> str:
+    """A human-readable version of ``table.json``."""
+    meta, row, benchmarks = table["model"], table["headline"], table["benchmarks"]
+    title = meta["ref"] + (f" + adapter {meta['adapter']}" if meta.get("adapter") else "")
+    parts = [f"## {title}", f"judge `{table['judge']}`, system prompt `{table['system_prompt']}`, model hash `{meta['hash']}`", ""]
+    parts.append(headline_markdown([table]))
+    safety_rows = [
+        [name, str(b["n"]), str(b["n_refusal"]), str(b["n_compliance"]), str(b["n_invalid"]), _fmt(b["refusal_rate"])]
+        for name, b in benchmarks.items()
+        if "refusal_rate" in b
+    ]
+    if safety_rows:
+        parts += ["", "### Safety verdicts", _md_table(["benchmark", "n", "refusal", "compliance", "invalid", "RR %"], safety_rows)]
+    if "per_category" in benchmarks.get("beavertails", {}):
+        cats = benchmarks["beavertails"]["per_category"]
+        parts += ["", "### BeaverTails by category", _md_table(
+            ["category", "n", "invalid", "RR %"],
+            [[c, str(v["n"]), str(v["n_invalid"]), _fmt(v["refusal_rate"])] for c, v in cats.items()],
+        )]
+    for name in ("rolebench_spe", "rolebench_raw"):
+        if name in benchmarks and benchmarks[name]["per_role"]:
+            roles = benchmarks[name]["per_role"]
+            parts += ["", f"### {name} by role (ROUGE-L F x100)", _md_table(
+                ["role", "n", "first ref", "max over refs"],
+                [[r, str(v["n"]), _fmt(v["rouge_l_first"]), _fmt(v["rouge_l_max"])] for r, v in roles.items()],
+            )]
+    return "\n".join(parts) + "\n"

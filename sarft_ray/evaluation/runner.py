@@ -1,0 +1,211 @@
+"""``evaluate_model``: generate, judge, score and tabulate one model (optionally with an adapter).
+
+Artefacts, every file written atomically::
+
+    <output_root>/<experiment>/eval/
+      verdict_cache.sqlite                       shared by all models
+      <model-hash>/table.json, table.md          the summary of the latest run
+      <model-hash>/<benchmark>/generations.parquet
+      <model-hash>/<benchmark>/verdicts.parquet  (safety benchmarks)
+      <model-hash>/<benchmark>/scores.parquet    (RoleBench)
+
+The model hash covers the model reference, the adapter's content and the
+generation settings. Generations are kept per (item, role, message, system
+prompt) and reused by later runs, so raising a limit only generates the new
+items; ``force`` regenerates everything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from sarft_ray.errors import SarftError
+from sarft_ray.evaluation import report
+from sarft_ray.evaluation.benchmarks import ITEM_SCHEMA, build_items, is_safety, jailbreak_decoders
+from sarft_ray.evaluation.generation import OUTPUT_FIELDS, adapter_fingerprint, settings_hash
+from sarft_ray.evaluation.judges import JudgeItem, VerdictCache, build_judge, judge_cached
+from sarft_ray.evaluation.metrics import rouge_l_first, rouge_l_max
+
+log = logging.getLogger(__name__)
+
+KEY = ("item_id", "role", "user", "system")
+GENERATION_SCHEMA = pa.schema(list(ITEM_SCHEMA) + [pa.field(n, t) for n, t in OUTPUT_FIELDS])
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    directory: Path  # <output_root>/<experiment>/eval/<model-hash>
+    table: dict  # the content of table.json
+    markdown: str  # the content of table.md
+
+
+def _key(row: dict) -> tuple:
+    return tuple(row[k] for k in KEY)
+
+
+def _resolve_model(cfg, model: str | None):
+    model_cfg = cfg.model if model is None else cfg.model.model_copy(update={"ref": model})
+    path = Path(model_cfg.ref).expanduser()
+    if path.exists():  # hash local checkpoints by absolute path, however they were spelled
+        model_cfg = model_cfg.model_copy(update={"ref": str(path.resolve())})
+    return model_cfg
+
+
+def _load_previous(path: Path) -> dict[tuple, dict]:
+    if not path.exists():
+        return {}
+    return {_key(row): row for row in pq.read_table(path).to_pylist()}
+
+
+def generate_all(items: dict[str, pa.Table], directory: Path, model_cfg, adapter, ev_cfg, ray_cfg, force: bool):
+    """Generations for every item, reusing stored ones; one model load for all benchmarks."""
+    previous = {name: {} if force else _load_previous(directory / name / "generations.parquet") for name in items}
+    todo = [
+        row for name, table in items.items() for row in table.to_pylist() if _key(row) not in previous[name]
+    ]
+    log.info("generating %d answers (%d reused)", len(todo), sum(t.num_rows for t in items.values()) - len(todo))
+    started = time.perf_counter()
+    if todo:
+        fresh = _generate_rows(pa.Table.from_pylist(todo, schema=ITEM_SCHEMA), model_cfg, adapter, ev_cfg, ray_cfg)
+        for row in fresh.to_pylist():
+            previous[row["benchmark"]][_key(row)] = row
+        for name in items:
+            stored = list(previous[name].values())
+            report.write_parquet(
+                directory / name / "generations.parquet", pa.Table.from_pylist(stored, schema=GENERATION_SCHEMA)
+            )
+    seconds = time.perf_counter() - started
+    out = {}
+    for name, table in items.items():
+        rows = [previous[name][_key(row)] for row in table.to_pylist()]
+        out[name] = pa.Table.from_pylist(rows, schema=GENERATION_SCHEMA)
+    return out, {"generated": len(todo), "seconds": round(seconds, 2)}
+
+
+def _generate_rows(table: pa.Table, model_cfg, adapter, ev_cfg, ray_cfg) -> pa.Table:
+    if ev_cfg.backend == "ray":
+        from sarft_ray.evaluation.ray_generation import generate_with_ray
+        from sarft_ray.ray_utils import init_ray
+
+        init_ray(ray_cfg)
+        return generate_with_ray(table, model_cfg, adapter, ev_cfg)
+    from sarft_ray.evaluation.generation import generate_table, load_generator
+    from sarft_ray.evaluation.ray_generation import pick_device
+
+    model, tokenizer = load_generator(model_cfg, adapter, pick_device(ev_cfg.device, 1.0))
+    return generate_table(model, tokenizer, table, ev_cfg.generation)
+
+
+def judge_benchmark(name: str, generations: pa.Table, judge, cache, decoder) -> tuple[pa.Table, int]:
+    """Verdicts for one safety benchmark; jailbreak replies are decoded first."""
+    rows = generations.to_pylist()
+    judged = [decoder.decode(r["response"]) if decoder else r["response"] for r in rows]
+    verdicts, hits = judge_cached(judge, [JudgeItem(r["goal"], text) for r, text in zip(rows, judged)], cache)
+    table = pa.table(
+        {
+            "benchmark": [name] * len(rows),
+            "item_id": [r["item_id"] for r in rows],
+            "role": pa.array([r["role"] for r in rows], type=pa.string()),
+            "category": pa.array([r["category"] for r in rows], type=pa.string()),
+            "goal": [r["goal"] for r in rows],
+            "judged_response": judged,
+            "judge": [judge.judge_id] * len(rows),
+            "label": [v.label for v in verdicts],
+            "raw": [v.raw for v in verdicts],
+        }
+    )
+    return table, hits
+
+
+def score_rolebench(name: str, generations: pa.Table) -> pa.Table:
+    rows = generations.to_pylist()
+    return pa.table(
+        {
+            "benchmark": [name] * len(rows),
+            "item_id": [r["item_id"] for r in rows],
+            "role": [r["role"] for r in rows],
+            "response": [r["response"] for r in rows],
+            "rouge_l_first": [rouge_l_first(r["response"], r["references"]) for r in rows],
+            "rouge_l_max": [rouge_l_max(r["response"], r["references"]) for r in rows],
+        }
+    )
+
+
+def evaluate_model(
+    cfg,
+    model: str | None = None,
+    adapter: str | Path | None = None,
+    roles: list[str] | None = None,
+    force: bool = False,
+) -> EvalResult:
+    """Evaluate ``model`` (default ``cfg.model.ref``), plus a PEFT ``adapter`` if given.
+
+    ``cfg`` is the experiment config; ``roles`` (default ``cfg.roles.names``)
+    picks the roles whose RoleBench questions are asked (and whose prompts are
+    used when ``evaluation.generation.system_prompt`` is ``role``).
+    """
+    ev = cfg.evaluation
+    model_cfg = _resolve_model(cfg, model)
+    adapter_path = None
+    if adapter is not None:
+        adapter_path = Path(adapter).expanduser().resolve()
+        if not adapter_path.is_dir():
+            raise SarftError(f"{adapter}: adapter directory does not exist")
+    roles = list(roles or cfg.roles.names)
+    model_hash = _model_hash(model_cfg, adapter_path, ev)
+    directory = Path(cfg.experiment_dir) / "eval" / model_hash
+
+    items = build_items(ev, roles, cfg.roles.corpus, cfg.roles.prompts)
+    generations, gen_stats = generate_all(items, directory, model_cfg, adapter_path, ev, cfg.ray, force)
+
+    judge = build_judge(ev.judge) if any(is_safety(n) for n in generations) else None
+    cache = VerdictCache(Path(cfg.experiment_dir) / "eval" / "verdict_cache.sqlite") if ev.cache_verdicts else None
+    decoders = jailbreak_decoders(ev)
+    benchmarks: dict[str, dict] = {}
+    cache_hits = 0
+    for name, table in generations.items():
+        if is_safety(name):
+            verdicts, hits = judge_benchmark(name, table, judge, cache, decoders.get(name))
+            cache_hits += hits
+            report.write_parquet(directory / name / "verdicts.parquet", verdicts)
+            benchmarks[name] = report.safety_summary(verdicts)
+        else:
+            scores = score_rolebench(name, table)
+            report.write_parquet(directory / name / "scores.parquet", scores)
+            benchmarks[name] = report.rolebench_summary(scores)
+
+    table = {
+        "model": {
+            "ref": model_cfg.ref,
+            "adapter": str(adapter_path) if adapter_path else None,
+            "adapter_fingerprint": adapter_fingerprint(adapter_path),
+            "hash": model_hash,
+        },
+        "experiment": cfg.experiment,
+        "roles": roles,
+        "judge": judge.judge_id if judge else None,
+        "system_prompt": ev.generation.system_prompt,
+        "generation": ev.generation.model_dump(mode="json"),
+        "generation_hash": settings_hash(ev.generation),
+        "limits": {name: ev.limit_for(name) for name in generations},
+        "headline": report.headline(benchmarks),
+        "benchmarks": benchmarks,
+        "run": gen_stats | {"judge_cache_hits": cache_hits},
+    }
+    markdown = report.render_markdown(table)
+    report.write_json(directory / "table.json", table)
+    report.write_text(directory / "table.md", markdown)
+    return EvalResult(directory, table, markdown)
+
+
+def _model_hash(model_cfg, adapter: Path | None, ev) -> str:
+    parts = [model_cfg.model_dump(mode="json"), adapter_fingerprint(adapter), settings_hash(ev.generation)]
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
