@@ -1,0 +1,30 @@
+"""The ``scoring`` section of an experiment config (RDS)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from sarft_ray.config_base import StrictModel
+
+
+class ScoringConfig(StrictModel):
+    """How answers are scored under the role and unsafe prompts, and how the job is spread over Ray."""
+
+    aggregate: Literal["mean", "sum"] = Field(default="mean", description="log-prob over answer tokens")
+    reference_pass: bool = Field(default=False, description="also score with no system prompt, to report s_role/s_unsafe")
+    prefix_reuse: bool = Field(default=True, description="compute each role's system-prompt KV cache once")
+    batch_size: int = Field(default=8, ge=1)
+    max_source_tokens: int = Field(default=512, ge=1)
+    max_target_tokens: int = Field(default=128, ge=1)
+    splits: list[Literal["train", "test"]] = Field(
+        default_factory=lambda: ["train"], min_length=1, description="corpus splits to score (training reads 'train')"
+    )
+    selection_seed: int = Field(default=0, description="seed of the 'random' selection ablation")
+    num_actors: int = Field(default=1, ge=1)
+    actor_num_cpus: float = Field(default=0.5, gt=0)
+    num_gpus_per_actor: float = Field(default=0.0, ge=0)
+    torch_threads: int | None = Field(
+        default=None, ge=1, description="intra-op threads per scoring actor; null: max(1, round(actor_num_cpus))"
+    )
