@@ -79,6 +79,27 @@ class LocalCheckpoints:
         pass
 
 
+ARTEFACTS = ("adapter", "model")
+
+
+def install_final(final: Path, output_dir: Path) -> dict:
+    """Copy a finished run's artefact (``adapter/`` or ``model/``) and ``summary.json`` into ``output_dir``.
+
+    ``summary.json`` is written last: its presence marks a complete run.
+    """
+    import json
+
+    summary_file = final / "summary.json"
+    if not summary_file.is_file():
+        raise RuntimeError(f"{final}: no summary.json; the run did not finish")
+    for name in ARTEFACTS:
+        if (final / name).is_dir():
+            copy_atomic(final / name, output_dir / name)
+    summary = json.loads(summary_file.read_text())
+    write_text_atomic(output_dir / "summary.json", json.dumps(summary, indent=2))
+    return summary
+
+
 def copy_atomic(source: Path, target: Path) -> None:
     """Copy a directory so that ``target`` appears complete or not at all."""
     target.parent.mkdir(parents=True, exist_ok=True)

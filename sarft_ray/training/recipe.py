@@ -287,7 +287,7 @@ def train(
         tokenizer.save_pretrained(target)
         (final / "summary.json").write_text(json.dumps(summary, indent=2))
 
-    store.save(history[-1] if history else {"step": 0}, write_final)
+    store.save({"final_step": history[-1]["step"] if history else 0}, write_final)
     return summary
 
 

@@ -1,0 +1,202 @@
+"""The recipe under Ray Train: N workers, fault tolerance, checkpoints in the run directory.
+
+The per-worker function is ``recipe.train`` with a checkpoint store backed by
+``ray.train``. A restarted worker group (FailureConfig) and a re-run of the
+driver with the same run name and storage path both resume from the latest
+reported checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from sarft_ray.errors import SarftError
+from sarft_ray.training.checkpointing import FINAL, install_final
+from sarft_ray.training.config import TrainingConfig
+from sarft_ray.training.recipe import FAIL_ENV, TrainJob, train
+
+log = logging.getLogger(__name__)
+
+# Environment every training worker gets (DeepSpeed picks its accelerator at import).
+_WORKER_ENV_PASSTHROUGH = (FAIL_ENV, "TORCH_EXTENSIONS_DIR", "SARFT_CACHE_DIR", "SARFT_DATA_DIR", "HF_HOME")
+
+
+class TrainingFailed(RuntimeError):
+    """The worker group failed more often than ``training.max_failures`` allows."""
+
+
+class RayTrainCheckpoints:
+    """``CheckpointStore`` on top of ``ray.train.get_checkpoint`` / ``ray.train.report``.
+
+    Every worker writes its own part (DeepSpeed ZeRO writes one optimizer shard
+    per rank) to a local temporary directory; Ray merges the parts of one
+    report into one checkpoint directory in the run's storage.
+    """
+
+    @contextlib.contextmanager
+    def latest(self) -> Iterator[Path | None]:
+        import ray.train
+
+        checkpoint = ray.train.get_checkpoint()
+        if checkpoint is None:
+            yield None
+            return
+        with checkpoint.as_directory() as directory:
+            yield Path(directory)
+
+    def save(self, metrics: dict, write: Callable[[Path], None]) -> None:
+        import ray.train
+
+        with tempfile.TemporaryDirectory(prefix="sarft-ckpt-") as tmp:
+            write(Path(tmp))
+            has_files = any(Path(tmp).iterdir())
+            checkpoint = ray.train.Checkpoint.from_directory(tmp) if has_files else None
+            ray.train.report(_scalars(metrics), checkpoint=checkpoint)
+
+    def log(self, metrics: dict) -> None:
+        import ray.train
+
+        ray.train.report(_scalars(metrics))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _scalars(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if isinstance(v, int | float)}
+
+
+def _quiet_report_logs() -> None:
+    """Ray Train logs every report at INFO with its full metrics; one line per step is noise here."""
+    try:
+        from ray.train.v2._internal.execution import context
+
+        logging.getLogger(context.__file__).setLevel(logging.WARNING)
+        logging.getLogger("ray.train.v2._internal.execution.storage").setLevel(logging.WARNING)
+    except ImportError:  # another Ray version: keep its logging as it is
+        pass
+
+
+def train_loop_per_worker(config: dict):
+    """What each Ray Train worker runs; rank 0's return value becomes ``Result.return_value``."""
+    _quiet_report_logs()
+    return train(TrainJob.from_dict(config["job"]), RayTrainCheckpoints())
+
+
+def step_callback(on_step: Callable[[dict], None]):
+    """A Ray Train callback that hands each step's metrics to ``on_step``.
+
+    Ray Train runs callbacks in its controller process, not in the driver:
+    ``on_step`` must be picklable and should write somewhere (MLflow, a file)
+    rather than mutate the caller's objects.
+    """
+    from ray.train import UserCallback
+
+    class StepMetrics(UserCallback):
+        def after_report(self, run_context, metrics, checkpoint):
+            # ``metrics`` has one dict per worker; every worker reports the same all-reduced values
+            if metrics and "loss" in metrics[0]:
+                on_step(dict(metrics[0]))
+
+    return StepMetrics()
+
+
+def placeable_workers(nodes: list[dict], cpus: float, gpus: float) -> int:
+    """How many workers of (cpus, gpus) the alive nodes can hold at once."""
+    total = 0
+    for node in nodes:
+        if not node.get("Alive", True):
+            continue
+        resources = node.get("Resources", {})
+        fits = math.floor(resources.get("CPU", 0.0) / cpus + 1e-9)
+        if gpus > 0:
+            fits = min(fits, math.floor(resources.get("GPU", 0.0) / gpus + 1e-9))
+        total += max(fits, 0)
+    return total
+
+
+def check_cluster_fits(cfg: TrainingConfig) -> None:
+    """Fail now, with the numbers, when the cluster cannot place every worker (instead of waiting forever)."""
+    import ray
+
+    fits = placeable_workers(ray.nodes(), cfg.cpus_per_worker, cfg.gpus_per_worker)
+    if fits < cfg.workers:
+        have = ray.cluster_resources()
+        need = f"{cfg.workers} x ({cfg.cpus_per_worker:g} CPU" + (f", {cfg.gpus_per_worker:g} GPU)" if cfg.gpus_per_worker else ")")
+        raise SarftError(
+            f"training.workers: {need} cannot be placed; the cluster has {have.get('CPU', 0):g} CPU and "
+            f"{have.get('GPU', 0):g} GPU (room for {fits} such workers); lower training.workers or cpus_per_worker/gpus_per_worker"
+        )
+
+
+def worker_env() -> dict[str, str]:
+    """Environment variables for the training workers."""
+    env = {"RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0", "TOKENIZERS_PARALLELISM": "false"}
+    for key in _WORKER_ENV_PASSTHROUGH:
+        if key in os.environ:
+            env[key] = os.environ[key]
+    return env
+
+
+def fit(
+    job: TrainJob,
+    output_dir: Path,
+    storage_path: Path,
+    name: str = "ray",
+    on_step: Callable[[dict], None] | None = None,
+    callbacks: list | None = None,
+) -> dict:
+    """Run the job on Ray Train, install the artefact in ``output_dir``, return the summary.
+
+    Ray must already be initialised. Checkpoints live in ``storage_path/name``;
+    running again with the same two values resumes the latest checkpoint.
+    ``on_step`` and ``callbacks`` (``ray.train.UserCallback``) see every step's
+    metrics; both run in Ray Train's controller process.
+    """
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig, TrainingFailedError
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    cfg = TrainingConfig.model_validate(job.training)
+    check_cluster_fits(cfg)
+    use_gpu = cfg.gpus_per_worker > 0
+    resources = {"CPU": cfg.cpus_per_worker}
+    if use_gpu:
+        resources["GPU"] = cfg.gpus_per_worker
+    env = worker_env()
+    if not use_gpu:
+        env["DS_ACCELERATOR"] = "cpu"
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={"job": job.to_dict()},
+        torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
+        scaling_config=ScalingConfig(num_workers=cfg.workers, use_gpu=use_gpu, resources_per_worker=resources),
+        run_config=RunConfig(
+            name=name,
+            storage_path=str(Path(storage_path).resolve()),
+            failure_config=FailureConfig(max_failures=cfg.max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=cfg.keep_checkpoints),
+            worker_runtime_env={"env_vars": env},
+            callbacks=list(callbacks or []) + ([step_callback(on_step)] if on_step else []),
+        ),
+    )
+    try:
+        result = trainer.fit()
+    except TrainingFailedError as exc:
+        raise TrainingFailed(
+            f"{storage_path}: training failed after {cfg.max_failures} restart(s) ({_first_line(exc)}); "
+            "running the same command again resumes from the last checkpoint"
+        ) from exc
+    if result.error is not None:
+        raise result.error
+    if result.checkpoint is None:
+        raise RuntimeError(f"{storage_path}: training finished without a final checkpoint")
+    with result.checkpoint.as_directory() as directory:
+        return install_final(Path(directory) / FINAL, Path(output_dir))
