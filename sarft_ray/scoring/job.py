@@ -1,0 +1,111 @@
+"""``score_roles``: the RDS stage end to end (what ``sarft-ray score`` and ``jobs/score.py`` run)."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sarft_ray.scoring.store import (
+    CHART_NAME,
+    SUMMARY_NAME,
+    ScoresWriter,
+    inputs_hash,
+    is_complete,
+    role_dir,
+    scores_root,
+    scoring_inputs,
+)
+from sarft_ray.scoring.summary import RoleStats, plot_harmful_fraction, read_summary, write_summary
+
+if TYPE_CHECKING:
+    from sarft_ray.config import ExperimentConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    """Where a scoring run's outputs are and what they say."""
+
+    scores_hash: str
+    directory: Path
+    role_dirs: dict[str, Path]
+    summary_path: Path
+    chart_path: Path
+    roles: dict[str, RoleStats]
+    reused: bool
+    seconds: float
+
+    def lines(self) -> list[str]:
+        """A short human-readable report, one line per role."""
+        head = f"scores {'reused' if self.reused else 'written'}: {self.directory}"
+        body = [
+            f"  {s.role}: {s.harmful}/{s.samples} harmful ({100 * s.harmful_fraction:.1f}%)"
+            for s in sorted(self.roles.values(), key=lambda s: -s.harmful_fraction)
+        ]
+        return [head, *body, f"summary: {self.summary_path}", f"chart: {self.chart_path}"]
+
+
+def _result(directory: Path, reused: bool, seconds: float) -> ScoreResult:
+    stats, meta = read_summary(directory / SUMMARY_NAME)
+    return ScoreResult(
+        scores_hash=meta["scores_hash"],
+        directory=directory,
+        role_dirs={role: role_dir(directory, role) for role in stats},
+        summary_path=directory / SUMMARY_NAME,
+        chart_path=directory / CHART_NAME,
+        roles=stats,
+        reused=reused,
+        seconds=seconds,
+    )
+
+
+def score_roles(cfg: ExperimentConfig, force: bool = False, progress: bool = True) -> ScoreResult:
+    """Score every configured role's corpus, or reuse stored scores made from the same inputs.
+
+    Joins the Ray cluster named by ``ray.address`` / RAY_ADDRESS, or starts a
+    local one, unless Ray is already initialised in this process.
+    """
+    from sarft_ray.data import load_role_prompts
+    from sarft_ray.models import resolve_model_dir
+    from sarft_ray.scoring.ray_pipeline import run_scoring
+    from sarft_ray.scoring.staging import stage_corpus
+
+    started = time.perf_counter()
+    prompts = load_role_prompts(cfg.roles.prompts, cfg.roles.names)
+    inputs = scoring_inputs(cfg, prompts)
+    digest = inputs_hash(inputs)
+    final = scores_root(cfg) / digest
+    if is_complete(final) and not force:
+        log.info("reusing scores in %s", final)
+        return _result(final, reused=True, seconds=time.perf_counter() - started)
+
+    writer = ScoresWriter(final)
+    try:
+        staged = stage_corpus(cfg.roles.corpus, cfg.roles.names, cfg.scoring.splits, writer.tmp / "_staging")
+        # Fail on a bad model reference here, and fetch/convert an alias once, before any actor loads it.
+        resolve_model_dir(cfg.model.ref)
+        from sarft_ray.ray_utils import init_ray
+
+        init_ray(cfg.ray)
+        tally = run_scoring(cfg.model, prompts, cfg.scoring, staged, writer, digest, progress=progress)
+        for role, expected in staged.counts.items():
+            if not tally[role].exactly_once(expected):
+                raise RuntimeError(
+                    f"role '{role}': {tally[role].samples} scored rows for {expected} corpus rows "
+                    "(rows lost or repeated); nothing was stored"
+                )
+        writer.close_files()
+        shutil.rmtree(writer.tmp / "_staging")
+        stats = {role: acc.stats() for role, acc in tally.items()}
+        write_summary(writer.tmp / SUMMARY_NAME, stats, {"scores_hash": digest, "experiment": cfg.experiment, "inputs": inputs})
+        plot_harmful_fraction(stats, writer.tmp / CHART_NAME, title=f"{cfg.experiment}: RDS harmful fraction per role")
+        writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+    return _result(final, reused=False, seconds=time.perf_counter() - started)

@@ -1,0 +1,108 @@
+"""Stream the configured roles' corpus rows into one parquet file per role (pure pyarrow, no Ray).
+
+The corpus files are read row by row and written in row groups of
+``chunk_rows``, so memory stays bounded by a few row groups per role whatever
+the corpus size; Ray Data then reads these files lazily. One file per role, in
+the configured role order, means consecutive rows (and so most batches) belong
+to one role.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from sarft_ray.data.config import CorpusConfig
+from sarft_ray.data.corpus import corpus_roles, iter_corpus_rows
+from sarft_ray.data.roles import match_role, role_key, role_slug
+from sarft_ray.errors import SarftError
+from sarft_ray.scoring.schema import STAGED_SCHEMA
+
+
+@dataclass(frozen=True)
+class StagedCorpus:
+    """Per-role staged files and row counts, in the configured role order."""
+
+    files: dict[str, Path]
+    counts: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+class _RoleBuffer:
+    def __init__(self, path: Path):
+        self.path = path
+        self.rows: list[dict] = []
+        self.writer: pq.ParquetWriter | None = None
+
+    def flush(self) -> None:
+        if not self.rows:
+            return
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.path, STAGED_SCHEMA)
+        self.writer.write_table(pa.Table.from_pylist(self.rows, schema=STAGED_SCHEMA))
+        self.rows = []
+
+    def close(self) -> None:
+        self.flush()
+        if self.writer is not None:
+            self.writer.close()
+
+
+def stage_corpus(
+    cfg: CorpusConfig,
+    roles: list[str],
+    splits: list[str],
+    directory: Path,
+    chunk_rows: int = 2048,
+    source_label: str = "roles.corpus",
+) -> StagedCorpus:
+    """Write every row of ``roles`` in ``splits`` to ``directory/<slug>.parquet``.
+
+    ``max_samples_per_role`` keeps the first N rows of each (role, split), as
+    ``load_corpus`` does. A role left with no rows, or a row whose answer is
+    empty or only whitespace, is an error.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    buffers = {role: _RoleBuffer(directory / f"{role_slug(role)}.parquet") for role in roles}
+    counts = dict.fromkeys(roles, 0)
+    per_split: dict[tuple[str, str], int] = {}
+    seen_splits: dict[str, set[str]] = {role: set() for role in roles}
+    limit = cfg.max_samples_per_role
+    try:
+        for row in iter_corpus_rows(cfg, roles):
+            role, split = row["role"], row["split"]
+            seen_splits[role].add(split)
+            key = (role, split)
+            if split not in splits or (limit is not None and per_split.get(key, 0) >= limit):
+                continue
+            if not row["output"].strip():
+                # Nothing to score; dropping the row would change the role's training set silently.
+                raise SarftError(f"{source_label}: role '{role}', sample '{row['sample_id']}': empty answer; fix or remove the row")
+            per_split[key] = per_split.get(key, 0) + 1
+            buffer = buffers[role]
+            buffer.rows.append({**row, "row_index": counts[role]})
+            counts[role] += 1
+            if len(buffer.rows) >= chunk_rows:
+                buffer.flush()
+    finally:
+        for buffer in buffers.values():
+            buffer.close()
+    for role in roles:
+        if counts[role] == 0:
+            files = ", ".join(str(p.path) for p in cfg.paths)
+            if seen_splits[role]:
+                raise SarftError(
+                    f"{source_label}: role '{role}' has no rows in split(s) {', '.join(splits)} "
+                    f"(scoring.splits) in {files}"
+                )
+            known = corpus_roles(cfg)
+            if known and role_key(role) not in {role_key(k) for k in known}:
+                match_role(role, known, source_label)  # raises with a "did you mean" hint
+            raise SarftError(f"{source_label}: empty corpus for role '{role}' in {files}")
+    return StagedCorpus({role: buffers[role].path for role in roles}, counts)

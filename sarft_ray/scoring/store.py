@@ -1,0 +1,217 @@
+"""Where scores live, what identifies them, and how they are written and read back.
+
+Layout (every directory appears whole: it is built under a temporary name and renamed)::
+
+    <output_root>/<experiment>/scores/<hash>/
+        role=<slug>/part-0.parquet      one file per role, SCORES_SCHEMA
+        summary.json                    per-role RoleStats + the inputs that made them
+        harmful_fraction.png
+
+``<hash>`` covers what decides the numbers: the corpus files' bytes and
+selection settings, the resolved role and unsafe prompts, the model and the
+scoring settings that change results. Batch size, actor counts and prefix
+reuse only change speed, so they are left out.
+
+Reading the whole directory with hive partitioning would clash with the
+``role`` column (``role=<slug>`` vs the role's name): ``load_scores`` reads the
+files directly; other readers should pass ``partitioning=None``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from sarft_ray.data.roles import role_slug
+from sarft_ray.errors import SarftError
+from sarft_ray.scoring.schema import SCORES_SCHEMA
+
+if TYPE_CHECKING:
+    from sarft_ray.config import ExperimentConfig
+
+FORMAT_VERSION = 1
+SUMMARY_NAME = "summary.json"
+CHART_NAME = "harmful_fraction.png"
+PART_NAME = "part-0.parquet"
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of a file's bytes, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def model_fingerprint(model_cfg) -> dict:
+    """The model reference plus, for local files, what changes when the weights do."""
+    from sarft_ray.models.loading import ALIASES
+
+    out = model_cfg.model_dump(mode="json")
+    path = Path(model_cfg.ref).expanduser()
+    if model_cfg.ref in ALIASES or not path.exists():
+        return out
+    if path.is_file():
+        stat = path.stat()
+        out["file"] = [path.stat().st_size, stat.st_mtime_ns]
+        return out
+    config = path / "config.json"
+    out["config_sha256"] = file_digest(config) if config.exists() else None
+    out["weights"] = sorted(
+        [p.name, p.stat().st_size, p.stat().st_mtime_ns]
+        for p in path.iterdir()
+        if p.suffix in (".safetensors", ".bin", ".pt", ".gguf")
+    )
+    return out
+
+
+def scoring_inputs(cfg: ExperimentConfig, prompts: dict) -> dict:
+    """Everything that determines the stored scores, as JSON-able data."""
+    corpus = cfg.roles.corpus
+    scoring = cfg.scoring
+    return {
+        "format_version": FORMAT_VERSION,
+        "model": model_fingerprint(cfg.model),
+        "roles": list(cfg.roles.names),
+        "corpus": {
+            "format": corpus.format,
+            "files": [[str(f.path), f.role, file_digest(f.path) if Path(f.path).exists() else None] for f in corpus.paths],
+            "test_fraction": corpus.test_fraction,
+            "split_seed": corpus.split_seed,
+            "max_samples_per_role": corpus.max_samples_per_role,
+        },
+        "prompts": {role: [p.role_prompt, p.unsafe_prompt] for role, p in prompts.items()},
+        "scoring": {
+            "aggregate": scoring.aggregate,
+            "reference_pass": scoring.reference_pass,
+            "max_source_tokens": scoring.max_source_tokens,
+            "max_target_tokens": scoring.max_target_tokens,
+            "splits": sorted(scoring.splits),
+        },
+    }
+
+
+def inputs_hash(inputs: dict) -> str:
+    from sarft_ray.config import config_hash
+
+    return config_hash(inputs, length=16)
+
+
+def scores_root(cfg: ExperimentConfig) -> Path:
+    return Path(cfg.output_root) / cfg.experiment / "scores"
+
+
+def role_dir(directory: Path, role: str) -> Path:
+    return Path(directory) / f"role={role_slug(role)}"
+
+
+def is_complete(directory: Path) -> bool:
+    """A scores directory only exists once finished (it is renamed into place), summary last."""
+    return (Path(directory) / SUMMARY_NAME).is_file()
+
+
+class ScoresWriter:
+    """Builds a scores directory under a temporary name next to its final place."""
+
+    def __init__(self, final: Path):
+        self.final = Path(final)
+        self.final.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.final.parent / f".tmp-{self.final.name}-{uuid.uuid4().hex[:8]}"
+        self.tmp.mkdir()
+        self._writers: dict[str, pq.ParquetWriter] = {}
+
+    def write(self, role: str, table: pa.Table) -> None:
+        writer = self._writers.get(role)
+        if writer is None:
+            target = role_dir(self.tmp, role)
+            target.mkdir()
+            writer = self._writers[role] = pq.ParquetWriter(target / PART_NAME, SCORES_SCHEMA)
+        writer.write_table(table)
+
+    def close_files(self) -> None:
+        for writer in self._writers.values():
+            writer.close()
+        self._writers.clear()
+
+    def commit(self) -> Path:
+        """Move the finished directory into place, replacing an older one (``--force``)."""
+        self.close_files()
+        old = None
+        if self.final.exists():
+            old = self.final.parent / f".old-{self.final.name}-{uuid.uuid4().hex[:8]}"
+            os.replace(self.final, old)
+        os.replace(self.tmp, self.final)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        return self.final
+
+    def abort(self) -> None:
+        for writer in self._writers.values():
+            try:
+                writer.close()
+            except Exception:  # noqa: BLE001 - best effort while already failing
+                pass
+        self._writers.clear()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def read_role_scores(directory: Path, role: str) -> pa.Table:
+    """One role's stored scores in corpus order."""
+    target = role_dir(directory, role)
+    files = sorted(target.glob("*.parquet"))
+    if not files:
+        raise SarftError(f"{target}: no scores for role '{role}'")
+    table = pa.concat_tables(pq.read_table(f, partitioning=None, schema=SCORES_SCHEMA) for f in files)
+    return table.sort_by("row_index")
+
+
+def find_scores(cfg: ExperimentConfig) -> Path:
+    """The complete scores directory for this config's inputs, or a SarftError saying how to make it."""
+    from sarft_ray.data import load_role_prompts
+
+    prompts = load_role_prompts(cfg.roles.prompts, cfg.roles.names)
+    directory = scores_root(cfg) / inputs_hash(scoring_inputs(cfg, prompts))
+    if not is_complete(directory):
+        raise SarftError(f"no stored scores for this config (looked in {directory}); run `sarft-ray score CONFIG` first")
+    return directory
+
+
+def load_scores(cfg: ExperimentConfig, role: str) -> pa.Table:
+    """Stored scores of one configured role (every scored split), in corpus order."""
+    from sarft_ray.data.roles import match_role
+
+    name = match_role(role, cfg.roles.names, "roles.names")
+    try:
+        directory = find_scores(cfg)
+    except SarftError:
+        raise SarftError(
+            f"no stored scores for role '{name}' under {scores_root(cfg)}; run `sarft-ray score CONFIG` first"
+        ) from None
+    return read_role_scores(directory, name)
+
+
+def load_training_set(cfg: ExperimentConfig, role: str, selection: str, seed: int | None = None) -> pa.Table:
+    """The role's training rows (split ``train``) with ``is_harmful`` set by ``selection``.
+
+    ``seed`` (for ``random``) defaults to ``scoring.selection_seed``.
+    """
+    from sarft_ray.scoring.selection import select_training_rows
+
+    table = select_training_rows(load_scores(cfg, role), selection, cfg.scoring.selection_seed if seed is None else seed)
+    if table.num_rows == 0:
+        raise SarftError(f"role '{role}': stored scores hold no 'train' rows (scoring.splits is {cfg.scoring.splits})")
+    return table
+
+
+def read_inputs(directory: Path) -> dict:
+    """The inputs recorded in a scores directory's summary."""
+    return json.loads((Path(directory) / SUMMARY_NAME).read_text())["meta"]["inputs"]
