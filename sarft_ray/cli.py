@@ -49,6 +49,19 @@ def validate(config: ConfigArg) -> None:
     typer.echo(f"{config}: OK")
 
 
+@app.command()
+def score(
+    config: ConfigArg,
+    force: Annotated[bool, typer.Option("--force", help="recompute even when stored scores match")] = False,
+) -> None:
+    """RDS: score every role's corpus and store each role's harmful flags, summary and chart."""
+    from sarft_ray.config import load_config
+    from sarft_ray.scoring import score_roles
+
+    result = score_roles(load_config(config), force=force)
+    typer.echo("\n".join(result.lines()))
+
+
 @models_app.command("pull")
 def models_pull(ref: Annotated[str, typer.Argument(help="alias, .gguf file or hub id")]) -> None:
     """Fetch (and for GGUF, dequantize) a model into the local cache now."""
