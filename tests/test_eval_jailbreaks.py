@@ -38,8 +38,11 @@ def test_morse_round_trip(goals):
     assert morse_encode("SOS") == "... --- ..."
 
 
-def test_morse_decode_keeps_unknown_tokens_and_lines():
+def test_morse_decode_keeps_plain_text_and_lines():
     assert morse_decode(".... .. / there\n-.-- --- ..-") == "hi there\nyou"
+    assert morse_decode(".... .. there / -.-- --- ..-") == "hi there you"
+    reply = "The code is:\n\n```\ndef f(x):\n    return x\n```"
+    assert morse_decode(reply) == reply
 
 
 @pytest.mark.parametrize("encryption", ["reverse", "length"])

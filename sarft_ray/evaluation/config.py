@@ -117,6 +117,9 @@ class EvaluationConfig(StrictModel):
     num_actors: PositiveInt = 1
     actor_num_cpus: PositiveFloat = Field(0.5, description="fractional on small machines so read tasks still run")
     actor_num_gpus: float = Field(0.0, ge=0)
+    torch_threads: PositiveInt | None = Field(
+        None, description="CPU threads per generation worker; null keeps Ray's default (the actor's CPU share, min 1)"
+    )
     device: str = Field("auto", description="auto: cuda when the actor has a GPU, else cpu")
 
     @field_validator("judge", mode="before")

@@ -8,6 +8,7 @@ lost row is detected instead of going unnoticed.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pyarrow as pa
@@ -15,6 +16,8 @@ import pyarrow as pa
 from sarft_ray.evaluation.config import EvaluationConfig, GenerationConfig
 from sarft_ray.evaluation.generation import generate_table, load_generator
 from sarft_ray.models import ModelConfig
+
+log = logging.getLogger(__name__)
 
 
 def pick_device(requested: str, num_gpus: float) -> str:
@@ -29,10 +32,17 @@ def pick_device(requested: str, num_gpus: float) -> str:
 class GenerationActor:
     """Callable class for ``map_batches``: model in ``__init__``, one batch per call."""
 
-    def __init__(self, model_cfg: dict, adapter: str | None, gen_cfg: dict, device: str, num_gpus: float):
+    def __init__(
+        self, model_cfg: dict, adapter: str | None, gen_cfg: dict, device: str, num_gpus: float, torch_threads: int | None
+    ):
+        import torch
+
+        if torch_threads is not None:
+            torch.set_num_threads(torch_threads)
         self.cfg = GenerationConfig.model_validate(gen_cfg)
         device = pick_device(device, num_gpus)  # decided here: the driver may see other devices
         self.model, self.tokenizer = load_generator(ModelConfig.model_validate(model_cfg), adapter, device)
+        log.info("generation actor ready on %s with %d torch thread(s)", device, torch.get_num_threads())
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         offset = batch.column("_row")[0].as_py() if batch.num_rows else 0
@@ -48,7 +58,12 @@ def generate_with_ray(
     if table.num_rows == 0:
         return table
     indexed = table.append_column("_row", pa.array(range(table.num_rows), type=pa.int64()))
-    dataset = ray.data.from_arrow(indexed).map_batches(
+    # Similar lengths in one batch waste less padding; one block per batch lets every actor get work.
+    size = [len(u) + len(s or "") for u, s in zip(table.column("user").to_pylist(), table.column("system").to_pylist())]
+    indexed = indexed.take(sorted(range(table.num_rows), key=size.__getitem__))
+    step = cfg.generation.batch_size
+    blocks = [indexed.slice(start, step) for start in range(0, indexed.num_rows, step)]
+    dataset = ray.data.from_arrow(blocks).map_batches(
         GenerationActor,
         fn_constructor_kwargs={
             "model_cfg": model_cfg.model_dump(mode="json"),
@@ -56,6 +71,7 @@ def generate_with_ray(
             "gen_cfg": cfg.generation.model_dump(mode="json"),
             "device": cfg.device,
             "num_gpus": cfg.actor_num_gpus,
+            "torch_threads": cfg.torch_threads,
         },
         compute=ray.data.ActorPoolStrategy(size=cfg.num_actors),
         num_cpus=cfg.actor_num_cpus,

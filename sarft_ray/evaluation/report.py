@@ -37,22 +37,26 @@ def write_parquet(path: Path, table: pa.Table) -> None:
     _atomic(path, lambda tmp: pq.write_table(table, tmp))
 
 
-def rolebench_summary(scores: pa.Table) -> dict:
-    """Macro average: the mean over roles of each role's mean score (as per-role tables are averaged)."""
-    per_role: dict[str, dict] = {}
+def rolebench_summary(scores: pa.Table, roles: list[str] = ()) -> dict:
+    """Macro average: the mean over roles of each role's mean score (as per-role tables are averaged).
+
+    A requested role without items is listed with ``n = 0`` and empty scores.
+    """
+    per_role: dict[str, dict] = {role: {"first": [], "max": []} for role in roles}
     for row in scores.to_pylist():
         entry = per_role.setdefault(row["role"], {"first": [], "max": []})
         entry["first"].append(row["rouge_l_first"])
         entry["max"].append(row["rouge_l_max"])
-    roles = {
+    by_role = {
         role: {"rouge_l_first": mean(v["first"]), "rouge_l_max": mean(v["max"]), "n": len(v["first"])}
         for role, v in sorted(per_role.items())
     }
+    scored = [r for r in by_role.values() if r["n"]]
     return {
-        "rouge_l_first": mean(r["rouge_l_first"] for r in roles.values()),
-        "rouge_l_max": mean(r["rouge_l_max"] for r in roles.values()),
+        "rouge_l_first": mean(r["rouge_l_first"] for r in scored),
+        "rouge_l_max": mean(r["rouge_l_max"] for r in scored),
         "n": scores.num_rows,
-        "per_role": roles,
+        "per_role": by_role,
     }
 
 

@@ -100,6 +100,10 @@ def _generate_rows(table: pa.Table, model_cfg, adapter, ev_cfg, ray_cfg) -> pa.T
     from sarft_ray.evaluation.generation import generate_table, load_generator
     from sarft_ray.evaluation.ray_generation import pick_device
 
+    if ev_cfg.torch_threads is not None:
+        import torch
+
+        torch.set_num_threads(ev_cfg.torch_threads)
     model, tokenizer = load_generator(model_cfg, adapter, pick_device(ev_cfg.device, 1.0))
     return generate_table(model, tokenizer, table, ev_cfg.generation)
 
@@ -180,7 +184,7 @@ def evaluate_model(
         else:
             scores = score_rolebench(name, table)
             report.write_parquet(directory / name / "scores.parquet", scores)
-            benchmarks[name] = report.rolebench_summary(scores)
+            benchmarks[name] = report.rolebench_summary(scores, roles)
 
     table = {
         "model": {

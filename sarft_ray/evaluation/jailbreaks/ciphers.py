@@ -55,16 +55,36 @@ def morse_encode(text: str) -> str:
     return "\n".join(lines)
 
 
+def _decode_morse_words(segment: str) -> str:
+    """Decode one slash-separated word; tokens that are not Morse codes stay as separate words."""
+    words, current = [], ""
+    for token in segment.split():
+        if token in MORSE_REVERSE:
+            current += MORSE_REVERSE[token]
+        else:
+            if current:
+                words.append(current)
+                current = ""
+            words.append(token)
+    if current:
+        words.append(current)
+    return " ".join(words)
+
+
 def morse_decode(text: str) -> str:
-    """Inverse of :func:`morse_encode`; tokens that are not Morse codes are kept as they are."""
+    """Inverse of :func:`morse_encode`, line by line.
+
+    A reply is often partly plain text; a line where fewer than half of the
+    tokens are Morse codes is kept exactly as it is.
+    """
     lines = []
     for line in text.split("\n"):
-        words = [
-            "".join(MORSE_REVERSE.get(token, token) for token in word.split())
-            for word in line.split("/")
-            if word.strip()
-        ]
-        lines.append(" ".join(words))
+        tokens = [t for t in line.split() if t != "/"]
+        if not tokens or 2 * sum(t in MORSE_REVERSE for t in tokens) < len(tokens):
+            lines.append(line)
+            continue
+        words = (_decode_morse_words(segment) for segment in line.split("/"))
+        lines.append(" ".join(w for w in words if w))
     return "\n".join(lines)
 
 
