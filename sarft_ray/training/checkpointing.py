@@ -1,6 +1,6 @@
 """Where the recipe's checkpoints go, behind one small interface.
 
-The recipe only calls ``latest()``, ``save(...)`` and ``log(...)``. Without Ray,
+The recipe only calls ``latest()``, ``save(...)``, ``log(...)`` and ``flush()``. Without Ray,
 ``LocalCheckpoints`` keeps numbered directories on disk; under Ray Train,
 ``ray_trainer.RayTrainCheckpoints`` maps the same calls onto
 ``ray.train.get_checkpoint`` / ``ray.train.report``.
@@ -34,6 +34,8 @@ class CheckpointStore(Protocol):
     def save(self, metrics: dict, write: Callable[[Path], None]) -> None: ...
 
     def log(self, metrics: dict) -> None: ...
+
+    def flush(self) -> None: ...
 
 
 class LocalCheckpoints:
@@ -76,6 +78,9 @@ class LocalCheckpoints:
             shutil.rmtree(old, ignore_errors=True)
 
     def log(self, metrics: dict) -> None:  # per-step metrics go to the recipe's history and callback
+        pass
+
+    def flush(self) -> None:  # saves are synchronous here
         pass
 
 

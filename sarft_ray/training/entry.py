@@ -46,18 +46,13 @@ def training_overrides(training: TrainingConfig, source: str, **updates) -> Trai
 
 
 def load_training_set(cfg, role: str, selection: str) -> pa.Table:
-    """The scored training set of ``role`` under ``selection`` (corpus keys + ``is_harmful``)."""
-    try:
-        from sarft_ray.scoring import load_training_set as stored_training_set
-    except ImportError:
-        stored_training_set = None
-    table = stored_training_set(cfg, role, selection) if stored_training_set is not None else None
-    if table is None:
-        raise SarftError(
-            f"{cfg.source or 'config'}: no stored scores for role '{role}' in {cfg.experiment_dir / 'scores'}; "
-            f"run `sarft-ray score {cfg.source or 'CONFIG'}` first"
-        )
-    return table
+    """The scored training set of ``role`` under ``selection`` (corpus keys + ``is_harmful``).
+
+    Without stored scores this raises a SarftError that says to run ``sarft-ray score`` first.
+    """
+    from sarft_ray.scoring import load_training_set as stored_training_set
+
+    return stored_training_set(cfg, role, selection)
 
 
 def table_digest(rows: list[dict]) -> str:

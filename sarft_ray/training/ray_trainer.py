@@ -64,6 +64,12 @@ class RayTrainCheckpoints:
 
         ray.train.report(_scalars(metrics))
 
+    def flush(self) -> None:
+        """Wait until Ray Train has registered every checkpoint reported so far."""
+        import ray.train
+
+        ray.train.get_all_reported_checkpoints()
+
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()

@@ -78,11 +78,15 @@ def setup_distributed() -> tuple[int, int, torch.device]:
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
     import deepspeed
 
+    backend = "nccl" if use_cuda else "gloo"
     if not dist.is_initialized():
-        for key, value in (("MASTER_ADDR", "127.0.0.1"), ("RANK", "0"), ("WORLD_SIZE", "1"), ("LOCAL_RANK", "0")):
-            os.environ.setdefault(key, value)
-        os.environ.setdefault("MASTER_PORT", str(_free_port()))
-    deepspeed.init_distributed(dist_backend="nccl" if use_cuda else "gloo")
+        if "RANK" in os.environ and "MASTER_ADDR" in os.environ:  # launched by torchrun or similar
+            dist.init_process_group(backend)
+        else:  # a lone process: a private one-member group, leaving the environment untouched
+            port = _free_port()
+            os.environ.setdefault("LOCAL_RANK", "0")  # DeepSpeed's engine reads it
+            dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+    deepspeed.init_distributed(dist_backend=backend)
     rank, world = dist.get_rank(), dist.get_world_size()
     if use_cuda:
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -137,8 +141,13 @@ def fail_at_step(cfg: TrainingConfig) -> int | None:
     return int(value) if value else None
 
 
-def _maybe_fail(step: int, cfg: TrainingConfig, rank: int, world: int, run_dir: str) -> None:
-    """Kill this worker process once, at the configured step, to exercise recovery."""
+def _maybe_fail(step: int, cfg: TrainingConfig, rank: int, world: int, run_dir: str, store: CheckpointStore) -> None:
+    """Kill this worker process once, at the configured step, to exercise recovery.
+
+    The last worker exits after the step's update and before its checkpoint.
+    It first waits until the earlier checkpoints are registered, so the run
+    restarts from a known step (Ray registers reports asynchronously).
+    """
     target = fail_at_step(cfg)
     if target is None or step != target or rank != world - 1:
         return
@@ -147,6 +156,7 @@ def _maybe_fail(step: int, cfg: TrainingConfig, rank: int, world: int, run_dir: 
         return
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(f"worker rank {rank} exited on purpose after step {step}\n")
+    store.flush()
     log.warning("fault injection: rank %d exits after step %d", rank, step)
     os._exit(17)
 
@@ -261,7 +271,7 @@ def train(
             log.info("step %(step)d loss %(loss).4f ce %(ce).4f kl %(kl).4f harmful %(harmful_rows)d", metrics)
             if on_step is not None:
                 on_step(metrics)
-        _maybe_fail(step + 1, cfg, rank, world, job.run_dir)
+        _maybe_fail(step + 1, cfg, rank, world, job.run_dir, store)
 
         done = step + 1 == plan.total_steps
         if cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 and not done:
