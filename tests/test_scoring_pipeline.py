@@ -17,7 +17,7 @@ from test_scoring_store import ROLES, load, write_experiment
 
 @pytest.fixture
 def experiment(tmp_path, tiny_model_dir):
-    # 7 rows per role with batches of 4: one batch straddles the two roles.
+    # 7 rows per role, 4 rows per actor call: one call straddles the two roles.
     return load(write_experiment(tmp_path, rows_per_role=7, model_ref=str(tiny_model_dir)))
 
 

@@ -44,7 +44,7 @@ def write_experiment(tmp_path: Path, rows_per_role: int = 6, model_ref: str = "t
             "corpus": {"format": "table", "paths": [str(corpus)], "test_fraction": 0.0},
             "prompts": {"format": "mapping", "path": str(prompts)},
         },
-        "scoring": {"batch_size": 4, "num_actors": 1, "actor_num_cpus": 0.5, "torch_threads": 1},
+        "scoring": {"batch_size": 4, "rows_per_call": 4, "num_actors": 1, "actor_num_cpus": 0.5, "torch_threads": 1},
     }
     for key, value in sections.items():
         config.setdefault(key, {}).update(value)
@@ -125,7 +125,7 @@ def test_hash_follows_what_changes_the_scores_and_ignores_speed_settings(tmp_pat
 
     base = digest(cfg)
     assert digest(load(path)) == base
-    faster = cfg.scoring.model_copy(update={"batch_size": 32, "num_actors": 3, "prefix_reuse": False, "torch_threads": 2})
+    faster = cfg.scoring.model_copy(update={"batch_size": 32, "rows_per_call": 64, "num_actors": 3, "prefix_reuse": False, "torch_threads": 2})
     assert digest(cfg.with_updates(scoring=faster)) == base
     assert digest(cfg.with_updates(scoring=cfg.scoring.model_copy(update={"aggregate": "sum"}))) != base
     assert digest(cfg.with_updates(scoring=cfg.scoring.model_copy(update={"max_target_tokens": 64}))) != base

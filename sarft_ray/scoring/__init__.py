@@ -6,16 +6,16 @@ optionally, no system prompt); ``selection`` turns the scores into a training
 set. The Ray layer (``ray_pipeline``) runs the core on a Ray Data actor pool;
 ``job.score_roles`` is the whole stage with content-hashed, reusable outputs.
 
-Names are imported on first use so that reading a config does not import torch.
+Names are imported on first use, so reading a config does not import torch and
+``sarft_ray.scoring.logprob`` runs where only torch and transformers are installed.
 """
 
 from __future__ import annotations
 
 import importlib
 
-from sarft_ray.scoring.config import ScoringConfig
-
 _EXPORTS = {
+    "ScoringConfig": "sarft_ray.scoring.config",
     "PrefixCache": "sarft_ray.scoring.core",
     "RoleScores": "sarft_ray.scoring.core",
     "score_role_samples": "sarft_ray.scoring.core",
@@ -32,7 +32,7 @@ _EXPORTS = {
     "score_roles": "sarft_ray.scoring.job",
 }
 
-__all__ = ["ScoringConfig", *_EXPORTS]
+__all__ = list(_EXPORTS)
 
 
 def __getattr__(name: str):

@@ -15,7 +15,10 @@ class ScoringConfig(StrictModel):
     aggregate: Literal["mean", "sum"] = Field(default="mean", description="log-prob over answer tokens")
     reference_pass: bool = Field(default=False, description="also score with no system prompt, to report s_role/s_unsafe")
     prefix_reuse: bool = Field(default=True, description="compute each role's system-prompt KV cache once")
-    batch_size: int = Field(default=8, ge=1)
+    batch_size: int = Field(default=8, ge=1, description="sequences per forward pass")
+    rows_per_call: int = Field(
+        default=32, ge=1, description="rows an actor receives at once; sorted by length, then split into batches"
+    )
     max_source_tokens: int = Field(default=512, ge=1)
     max_target_tokens: int = Field(default=128, ge=1)
     splits: list[Literal["train", "test"]] = Field(

@@ -108,6 +108,8 @@ def _condition_sums(model, tokenizer, encoded, cfg: ScoringConfig, prefix: Prefi
             plain.append(i)
     fallbacks = len(plain) if prefix is not None else 0
     for indices, use_prefix in ((shared, True), (plain, False)):
+        # Similar lengths in one batch: less padding and fewer logit columns outside the answers.
+        indices = sorted(indices, key=lambda i: (len(encoded[i].prompt_ids) + len(encoded[i].answer_ids), i))
         for chunk in _chunks(len(indices), cfg.batch_size):
             rows = [indices[j] for j in chunk]
             cut = len(prefix) if use_prefix else 0

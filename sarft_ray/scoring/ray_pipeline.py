@@ -139,7 +139,7 @@ def run_scoring(
         compute=ray.data.ActorPoolStrategy(size=scoring.num_actors),
         num_cpus=scoring.actor_num_cpus,
         num_gpus=scoring.num_gpus_per_actor,
-        batch_size=scoring.batch_size,
+        batch_size=scoring.rows_per_call,
         batch_format="pyarrow",
     )
     tally = {role: RoleAccumulator(role, role_slug(role)) for role in roles}

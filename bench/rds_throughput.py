@@ -1,0 +1,278 @@
+"""RDS scoring throughput: naive per-sample scoring vs the batched core, without and with prefix reuse.
+
+    (a) naive: the paper's description taken literally: one sample at a time,
+        three forward passes (role prompt, unsafe prompt, no system prompt),
+        full-vocabulary logits over the whole sequence;
+    (b) batched: two conditioned passes (role, unsafe), right-padded batches,
+        logits only where answer tokens are predicted;
+    (c) batched with the role's system-prompt key/value cache computed once
+        and shared by every batch.
+
+Modes:
+    smollm2    (default) SmolLM2-135M-Instruct on CPU, real RoleBench samples of
+               four roles and their SaRFT prompts, the same samples for (a)-(c).
+    synthetic  a Llama-shaped model with random weights (default: 1B-sized,
+               Llama-3.2-1B shape) on any device and dtype, synthetic token ids
+               with prompt/answer lengths like RoleBench's. Needs only torch and
+               transformers (no tokenizer, Ray, pyarrow or pydantic), so it runs
+               on a bare GPU machine.
+
+Examples:
+    python bench/rds_throughput.py --samples 200 --threads 2
+    python bench/rds_throughput.py --mode synthetic --device cuda --dtype bfloat16 --samples 512 --batch-size 32
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sarft_ray.scoring.logprob import batched_logprob_sums, compute_prefix, reference_logprob  # noqa: E402
+
+DEMO_ROLES = ["John Doe", "Tom Ripley", "John Keating", "Walt Kowalski"]
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def _timed(fn, device: str):
+    _sync(device)
+    start = time.perf_counter()
+    out = fn()
+    _sync(device)
+    return out, time.perf_counter() - start
+
+
+def _load() -> str:
+    try:
+        return " / ".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+# ---------------------------------------------------------------- smollm2 mode
+
+
+def smollm2_samples(n: int):
+    from sarft_ray.data import CorpusConfig, PromptsConfig, load_corpus, load_role_prompts
+    from sarft_ray.paths import data_dir
+
+    base = data_dir()
+    corpus = CorpusConfig(
+        paths=[
+            {"path": base / "rolebench/role-generalization/role_specific/test.jsonl"},
+            {"path": base / "rolebench/role-generalization/general/test.jsonl"},
+        ]
+    )
+    table = load_corpus(corpus, DEMO_ROLES)
+    prompts = load_role_prompts(PromptsConfig(path=base / "sarft_profiles/role_and_unsafe_prompts.json"), DEMO_ROLES)
+    per_role = -(-n // len(DEMO_ROLES))
+    samples = []
+    for role in DEMO_ROLES:
+        rows = [r for r in table.to_pylist() if r["role"] == role and r["split"] == "train"][:per_role]
+        samples += rows
+    return samples[:n], prompts
+
+
+def run_smollm2(args) -> dict:
+    from sarft_ray.models import encode_pair, load_model_and_tokenizer
+    from sarft_ray.scoring.config import ScoringConfig
+    from sarft_ray.scoring.core import PrefixCache, score_role_samples
+
+    torch.set_num_threads(args.threads)
+    samples, prompts = smollm2_samples(args.samples)
+    model, tokenizer = load_model_and_tokenizer("smollm2-135m-instruct", args.device)
+    by_role = {role: [s for s in samples if s["role"] == role] for role in DEMO_ROLES}
+    results: dict = {"samples": len(samples), "phases": {}}
+
+    def naive():
+        out = []
+        for s in samples:
+            p = prompts[s["role"]]
+            means = {}
+            for name, system in (("role", p.role_prompt), ("unsafe", p.unsafe_prompt), ("none", None)):
+                pair = encode_pair(tokenizer, s["input"], s["output"], system)
+                means[name] = reference_logprob(model, pair.prompt_ids, pair.answer_ids) / len(pair.answer_ids)
+            out.append(means)
+        return out
+
+    def batched(reuse: bool):
+        cfg = ScoringConfig(batch_size=args.batch_size, prefix_reuse=reuse)
+        cache = PrefixCache(model, tokenizer) if reuse else None
+        out = []
+        for role, rows in by_role.items():
+            cols = score_role_samples(
+                model, tokenizer, prompts[role], [r["input"] for r in rows], [r["output"] for r in rows], cfg, prefixes=cache
+            ).columns
+            out += [{"role": a, "unsafe": b} for a, b in zip(cols["logp_role"], cols["logp_unsafe"], strict=True)]
+        return out
+
+    lengths = [len(encode_pair(tokenizer, s["input"], s["output"], prompts[s["role"]].role_prompt).prompt_ids) for s in samples]
+    answers = [len(encode_pair(tokenizer, s["input"], s["output"]).answer_ids) for s in samples]
+    results["mean_prompt_tokens_role"] = sum(lengths) / len(lengths)
+    results["mean_answer_tokens"] = sum(answers) / len(answers)
+    with torch.no_grad():
+        outputs = {}
+        for name, fn in (("a_naive_3pass", naive), ("b_batched_2pass", lambda: batched(False)), ("c_batched_2pass_prefix", lambda: batched(True))):
+            load_before = _load()
+            outputs[name], seconds = _timed(fn, args.device)
+            results["phases"][name] = {
+                "seconds": round(seconds, 2),
+                "samples_per_s": round(len(samples) / seconds, 3),
+                "loadavg_before": load_before,
+                "loadavg_after": _load(),
+            }
+            print(f"{name}: {len(samples)} samples in {seconds:.1f} s = {len(samples) / seconds:.2f} samples/s", flush=True)
+    a, c = outputs["a_naive_3pass"], outputs["c_batched_2pass_prefix"]
+    results["max_abs_diff_mean_logp_a_vs_c"] = max(abs(x[k] - y[k]) for x, y in zip(a, c, strict=True) for k in ("role", "unsafe"))
+    results["harmful_flags_agree"] = sum((x["unsafe"] > x["role"]) == (y["unsafe"] > y["role"]) for x, y in zip(a, c, strict=True))
+    results["harmful_fraction"] = sum(y["unsafe"] > y["role"] for y in c) / len(c)
+    return results
+
+
+# -------------------------------------------------------------- synthetic mode
+
+
+def llama_config(size: str, vocab: int):
+    from transformers import LlamaConfig
+
+    shapes = {
+        # Llama-3.2-1B's shape (about 1.24B parameters with its 128k vocabulary).
+        "1b": dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32, num_key_value_heads=8),
+        "tiny": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2),
+    }
+    return LlamaConfig(vocab_size=vocab, max_position_embeddings=4096, tie_word_embeddings=True, rope_theta=500000.0, **shapes[size])
+
+
+def synthetic_samples(n: int, vocab: int, seed: int = 0):
+    """Token ids shaped like the demo's SmolLM2 prompts: ~200-token role prompt, +40 for the unsafe one."""
+    gen = torch.Generator().manual_seed(seed)
+
+    def ids(k):
+        return torch.randint(min(1000, vocab // 2), vocab - 1, (k,), generator=gen).tolist()
+
+    heads = {"role": ids(200), "unsafe": None, "none": ids(20)}
+    heads["unsafe"] = heads["role"] + ids(40)
+    samples = []
+    for _ in range(n):
+        question = ids(int(torch.randint(10, 60, (1,), generator=gen)))
+        answer = ids(int(torch.randint(40, 110, (1,), generator=gen)))
+        samples.append((question, answer))
+    return heads, samples
+
+
+def run_synthetic(args) -> dict:
+    from transformers import LlamaForCausalLM
+
+    dtype = getattr(torch, args.dtype)
+    if args.device == "cpu":
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    config = llama_config(args.size, args.vocab)
+    with torch.device(args.device):
+        model = LlamaForCausalLM(config).to(dtype).eval()
+    params = sum(p.numel() for p in model.parameters())
+    heads, samples = synthetic_samples(args.samples, args.vocab)
+    naive_n = min(len(samples), args.naive_samples)
+    results: dict = {"samples": len(samples), "naive_samples": naive_n, "parameters": params, "phases": {}}
+    pad = 0
+
+    def naive():
+        out = []
+        for question, answer in samples[:naive_n]:
+            out.append({c: reference_logprob(model, heads[c] + question, answer) for c in ("role", "unsafe", "none")})
+        return out
+
+    def batched(reuse: bool):
+        out = {c: [] for c in ("role", "unsafe")}
+        for c in out:
+            prefix = compute_prefix(model, heads[c]) if reuse else None
+            for start in range(0, len(samples), args.batch_size):
+                chunk = samples[start : start + args.batch_size]
+                prompts = [q if reuse else heads[c] + q for q, _ in chunk]
+                out[c] += batched_logprob_sums(model, prompts, [a for _, a in chunk], pad, prefix)
+        return out
+
+    with torch.no_grad():
+        batched(True)  # warm-up: CUDA kernels, allocator
+        _sync(args.device)
+        outputs = {}
+        for name, fn, n in (
+            ("a_naive_3pass", naive, naive_n),
+            ("b_batched_2pass", lambda: batched(False), len(samples)),
+            ("c_batched_2pass_prefix", lambda: batched(True), len(samples)),
+        ):
+            outputs[name], seconds = _timed(fn, args.device)
+            conditions = 3 if name.startswith("a_") else 2
+            tokens = sum(len(heads[c]) + len(q) + len(a) for q, a in samples[:n] for c in ("role", "unsafe", "none")[:conditions])
+            results["phases"][name] = {
+                "seconds": round(seconds, 3),
+                "samples_per_s": round(n / seconds, 2),
+                "tokens_per_s": round(tokens / seconds),
+            }
+            print(f"{name}: {n} samples in {seconds:.2f} s = {n / seconds:.1f} samples/s, {tokens / seconds:.0f} tokens/s", flush=True)
+    b, c = outputs["b_batched_2pass"], outputs["c_batched_2pass_prefix"]
+    a = outputs["a_naive_3pass"]
+    results["max_abs_diff_sum_logp_b_vs_c"] = max(abs(x - y) for k in b for x, y in zip(b[k], c[k], strict=True))
+    results["max_abs_diff_sum_logp_a_vs_c"] = max(abs(a[i][k] - c[k][i]) for i in range(naive_n) for k in ("role", "unsafe"))
+    return results
+
+
+# ------------------------------------------------------------------------ main
+
+
+def ratios(results: dict) -> dict:
+    p = results["phases"]
+    rate = {k: v["samples_per_s"] for k, v in p.items()}
+    return {
+        "b_over_a": round(rate["b_batched_2pass"] / rate["a_naive_3pass"], 2),
+        "c_over_a": round(rate["c_batched_2pass_prefix"] / rate["a_naive_3pass"], 2),
+        "c_over_b": round(rate["c_batched_2pass_prefix"] / rate["b_batched_2pass"], 2),
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mode", choices=["smollm2", "synthetic"], default="smollm2")
+    parser.add_argument("--samples", type=int, default=200)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads on CPU")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="float32", help="synthetic mode: float32 or bfloat16")
+    parser.add_argument("--size", choices=["1b", "tiny"], default="1b", help="synthetic mode: model shape")
+    parser.add_argument("--vocab", type=int, default=128256, help="synthetic mode: vocabulary size")
+    parser.add_argument("--naive-samples", type=int, default=64, help="synthetic mode: samples for the slow naive phase")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args(argv)
+
+    results = run_smollm2(args) if args.mode == "smollm2" else run_synthetic(args)
+    results["ratios"] = ratios(results)
+    results["settings"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    results["environment"] = {
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "device": torch.cuda.get_device_name(0) if args.device.startswith("cuda") else platform.processor() or "cpu",
+        "cpu_count": os.cpu_count(),
+    }
+    r = results["ratios"]
+    print(f"ratios: (b)/(a) = {r['b_over_a']}x   (c)/(a) = {r['c_over_a']}x   (c)/(b) = {r['c_over_b']}x")
+    print(json.dumps(results, indent=2))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
