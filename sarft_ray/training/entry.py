@@ -153,6 +153,26 @@ def train_role(
     return _with_paths(summary, run_dir)
 
 
+def summary_lines(summary: dict) -> list[str]:
+    """A few lines for the terminal: where the artefact is and how the loss moved."""
+    history = summary.get("history") or []
+    lines = [
+        f"role: {summary.get('role')}  mode: {summary.get('mode')}  selection: {summary.get('selection')}  "
+        f"lambda: {summary.get('lambda_kl')}",
+        f"rows: {summary.get('rows')} ({summary.get('harmful_rows')} harmful)  steps: {summary.get('final_step')}"
+        f"/{summary.get('steps')}  workers: {summary.get('world_size')}",
+    ]
+    if history:
+        lines.append(
+            f"loss: {history[0]['loss']:.4f} -> {history[-1]['loss']:.4f}  "
+            f"(ce {history[-1]['ce']:.4f}, kl {history[-1]['kl']:.4f})  tokens/s: {summary.get('mean_tokens_per_s') or 0:.0f}"
+        )
+    if summary.get("resumed_from_steps"):
+        lines.append(f"resumed from step(s): {', '.join(map(str, summary['resumed_from_steps']))}")
+    lines.append(f"saved: {summary.get('artefact')}")
+    return lines
+
+
 def _clear_previous(run_dir: Path) -> None:
     import shutil
 
