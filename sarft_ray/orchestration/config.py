@@ -1,0 +1,146 @@
+"""The ``sweep`` section of an experiment config: a Ray Tune search space declared in YAML.
+
+Example::
+
+    sweep:
+      space:
+        lambda_kl: {grid: [0.0, 0.5, 1.0]}     # or {uniform: [0, 2]}, {loguniform: [...]}, {choice: [...]}
+        selection: [rds, none]                 # a plain list is a grid
+        lr: {loguniform: [1.0e-5, 1.0e-3]}
+        role: [John Doe]                       # default: every role of roles.names
+      num_samples: 1
+      trial_cpus: 0.5
+      max_concurrent_trials: 2
+      objective:
+        metric: safety_avg
+        mode: max
+        constraints: [{metric: rolebench_spe_rouge_l_first, min: 10}]
+
+Keys of ``space`` are ``role`` or a field of the ``training`` section.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from sarft_ray.config_base import StrictModel
+
+_KINDS = ("grid", "choice", "uniform", "loguniform")
+
+
+class ParamSpace(StrictModel):
+    """One dimension: exactly one of ``grid`` (every value), ``choice`` (sampled), ``uniform``, ``loguniform``."""
+
+    grid: list[Any] | None = Field(default=None, min_length=1)
+    choice: list[Any] | None = Field(default=None, min_length=1)
+    uniform: tuple[float, float] | None = None
+    loguniform: tuple[float, float] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value):
+        # ``selection: [rds, none]`` means a grid; a bare scalar is a one-value grid.
+        if isinstance(value, list):
+            return {"grid": value}
+        if not isinstance(value, dict):
+            return {"grid": [value]}
+        return value
+
+    @model_validator(mode="after")
+    def _exactly_one(self):
+        given = [k for k in _KINDS if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of {', '.join(_KINDS)}")
+        for kind in ("uniform", "loguniform"):
+            bounds = getattr(self, kind)
+            if bounds is not None:
+                low, high = bounds
+                if not low < high:
+                    raise ValueError(f"{kind}: lower bound must be below upper bound, got [{low}, {high}]")
+                if kind == "loguniform" and low <= 0:
+                    raise ValueError(f"loguniform: bounds must be > 0, got [{low}, {high}]")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in _KINDS if getattr(self, k) is not None)
+
+    @property
+    def values(self) -> list[Any] | None:
+        """The listed values (grid or choice); None for a continuous range."""
+        return self.grid if self.grid is not None else self.choice
+
+
+class Constraint(StrictModel):
+    """A bound an evaluation metric must meet for a trial to count as best."""
+
+    metric: str = Field(min_length=1)
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _has_bound(self):
+        if self.min is None and self.max is None:
+            raise ValueError("give min, max or both")
+        return self
+
+    def holds(self, value: float | None) -> bool:
+        if value is None:
+            return False
+        return (self.min is None or value >= self.min) and (self.max is None or value <= self.max)
+
+
+class Objective(StrictModel):
+    """How the best trial of each role is chosen: ``metric`` (an evaluation headline key) under ``constraints``."""
+
+    metric: str = Field(default="safety_avg", min_length=1)
+    mode: Literal["max", "min"] = "max"
+    constraints: list[Constraint] = Field(default_factory=list)
+
+
+class SweepConfig(StrictModel):
+    """A Ray Tune sweep: every trial trains one role with the sampled settings and evaluates it."""
+
+    name: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="Tune run name (its directory under <experiment>/sweeps); null: sweep-<hash of the settings>",
+    )
+    space: dict[str, ParamSpace] = Field(min_length=1)
+    num_samples: int = Field(default=1, ge=1, description="repeats of the grid; samples per grid point for ranges")
+    seed: int = Field(default=0, description="seed of the sampler for choice/uniform/loguniform")
+    trial_cpus: float = Field(default=0.5, gt=0, description="CPUs held by each trial's driver (fractional is fine)")
+    trial_gpus: float = Field(default=0.0, ge=0)
+    max_concurrent_trials: int | None = Field(default=2, ge=1, description="null: as many as resources allow")
+    max_failures: int = Field(default=0, ge=0, description="times Tune retries a failed trial")
+    objective: Objective = Objective()
+
+    @field_validator("space")
+    @classmethod
+    def _known_keys(cls, space: dict[str, ParamSpace]) -> dict[str, ParamSpace]:
+        from sarft_ray.training.config import TrainingConfig
+
+        known = {"role"} | set(TrainingConfig.model_fields)
+        unknown = sorted(k for k in space if k not in known)
+        if unknown:
+            raise ValueError(f"unknown key(s) {unknown}: use 'role' or a field of the training section")
+        for key, dim in space.items():
+            if key == "role" and dim.values is None:
+                raise ValueError("role: list the roles with grid or choice")
+            if dim.values is None and key != "role" and TrainingConfig.model_fields[key].annotation is not float:
+                raise ValueError(f"{key}: {dim.kind} needs a float field; list the values with grid or choice")
+            checked = dim.values if dim.values is not None else list(getattr(dim, dim.kind))
+            for value in checked:
+                if key != "role":
+                    try:
+                        TrainingConfig.model_validate({key: value})
+                    except ValueError as exc:
+                        first = exc.errors()[0]["msg"] if hasattr(exc, "errors") else str(exc)
+                        raise ValueError(f"{key}: bad value {value!r}: {first}") from None
+        return space
+
+    def overrides_keys(self) -> list[str]:
+        """The training fields the sweep varies."""
+        return [k for k in self.space if k != "role"]

@@ -1,0 +1,73 @@
+"""The steps ``run`` and ``sweep`` share: train a role, evaluate what it produced, read per-role figures.
+
+Each stage caches its own outputs (scores by content hash, training runs by
+``train/<role>/<run-hash>/summary.json``, generations per model hash), so
+calling these again with the same inputs only reads stored results.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sarft_ray.config import config_hash
+
+# Sections that change where or how a run executes, not what it computes.
+OPERATIONAL_SECTIONS = ("tracking", "ray", "sweep")
+
+# Per-step training metrics the recipe reports, logged to MLflow as train/<name>.
+TRAIN_STEP_KEYS = ("loss", "ce", "kl", "harmful_rows", "rows", "tokens", "tokens_per_s", "step_time_s", "lr", "epoch")
+
+
+def results_key(cfg, *extra: Any) -> str:
+    """Hash of the resolved config minus operational sections, plus ``extra`` parts."""
+    resolved = {k: v for k, v in cfg.resolved().items() if k not in OPERATIONAL_SECTIONS}
+    return config_hash(resolved, *extra)
+
+
+def train(cfg, role: str, force: bool = False, **overrides) -> dict:
+    """Train ``role`` (Ray Train) with training-section ``overrides``; the summary with ``artefact`` and ``run_dir``."""
+    from sarft_ray.training.entry import train_role
+
+    return train_role(cfg, role, force=force, **overrides)
+
+
+def evaluate(cfg, role: str | None, summary: dict | None = None, force: bool = False):
+    """Evaluate the trained artefact of ``summary`` on ``role``, or the base model on every role when None."""
+    from sarft_ray.evaluation.runner import evaluate_model
+
+    roles = [role] if role is not None else list(cfg.roles.names)
+    if summary is None:
+        return evaluate_model(cfg, roles=roles, force=force)
+    artefact = summary["artefact"]
+    if summary.get("mode") == "full":
+        return evaluate_model(cfg, model=artefact, roles=roles, force=force)
+    return evaluate_model(cfg, adapter=artefact, roles=roles, force=force)
+
+
+def role_headline(table: dict, role: str) -> dict[str, float | None]:
+    """The headline row of one role from an evaluation table.
+
+    RoleBench figures are the role's own; refusal rates are the role's where
+    the items were asked with its prompt, else the benchmark's overall rate.
+    """
+    from sarft_ray.evaluation.report import headline
+
+    benchmarks: dict[str, dict] = {}
+    for name, summary in table["benchmarks"].items():
+        if "refusal_rate" in summary:
+            benchmarks[name] = summary.get("per_role", {}).get(role, summary)
+        else:
+            per_role = summary.get("per_role", {}).get(role)
+            if per_role is not None:
+                benchmarks[name] = per_role
+    return headline(benchmarks)
+
+
+def train_brief(summary: dict) -> dict[str, Any]:
+    """The training summary without its per-step history (for tables and stage records)."""
+    return {k: v for k, v in summary.items() if k != "history"}
+
+
+def artefact_path(summary: dict) -> Path | None:
+    return Path(summary["artefact"]) if summary.get("artefact") else None

@@ -1,0 +1,418 @@
+"""``run_sweep``: Ray Tune over the ``sweep`` section's search space; every trial trains one role and evaluates it.
+
+- Each trial is a function trainable that calls the training stage (its own
+  Ray Train run with its own worker resources) and then the evaluation stage,
+  and reports the evaluation headline once. Scores are computed once on the
+  driver beforehand; trials only read them.
+- The Tune run lives at ``<experiment>/sweeps/<name>``. Running the same sweep
+  again after the driver died restores it there (``Tuner.restore``): finished
+  trials are kept, unfinished ones run again and their training resumes from
+  its latest checkpoint.
+- MLflow is written from the driver only: a callback logs each trial as it
+  finishes, and a pass after ``fit`` logs whatever a previous driver did not.
+- The best trial per role is chosen by ``sweep.objective``; the trials table,
+  plots and an HTML report go to ``<experiment>/sweeps/<name>/report``.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sarft_ray.errors import SarftError
+from sarft_ray.orchestration import analysis, plots, report, stages
+from sarft_ray.orchestration.store import read_json, write_json, write_text
+from sarft_ray.orchestration.tracking import (
+    Tracker,
+    TrackerSpec,
+    flatten_params,
+    log_evaluation,
+    log_training,
+)
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "sarft_sweep.json"  # what this Tune directory was made from
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """The trials of a sweep (one row each), the best trial per role, and where the outputs are."""
+
+    name: str
+    path: Path  # the Tune experiment directory
+    trials: list[dict[str, Any]]
+    best: dict[str, dict[str, Any]]
+    report_path: Path
+    table_path: Path
+    tracking_uri: str
+    mlflow_run_id: str
+    errored: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        """A short summary for the terminal."""
+        out = [f"sweep {self.name}: {len(self.trials)} trials ({len(self.errored)} failed) in {self.path}"]
+        for role, entry in self.best.items():
+            best = entry["best"]
+            if best is None:
+                out.append(f"  {role}: no best trial ({entry['reason']})")
+            else:
+                varied = ", ".join(f"{k}={best[k]}" for k in best.get("varied", []))
+                out.append(f"  {role}: best {best['trial_id']} ({varied})")
+        out += [f"report: {self.report_path}", f"mlflow: {self.tracking_uri} (run {self.mlflow_run_id})"]
+        return out
+
+
+# ---------------------------------------------------------------------------- settings
+
+
+def sweep_section(cfg):
+    sweep = getattr(cfg, "sweep", None)
+    if sweep is None:
+        raise SarftError(f"{cfg.source or 'config'}: no 'sweep' section; add one to run a sweep")
+    return sweep
+
+
+def check_sweep(cfg) -> None:
+    """Checks that need the whole config: swept roles exist, objective metrics are ones evaluation reports."""
+    from sarft_ray.data.roles import match_role
+
+    sweep = sweep_section(cfg)
+    source = str(cfg.source or "config")
+    if "role" in sweep.space:
+        for value in sweep.space["role"].values:
+            match_role(str(value), cfg.roles.names, f"{source}: sweep.space.role")
+    known = headline_keys(cfg)
+    for where, metric in [("sweep.objective.metric", sweep.objective.metric)] + [
+        (f"sweep.objective.constraints[{i}].metric", c.metric) for i, c in enumerate(sweep.objective.constraints)
+    ]:
+        if metric not in known:
+            raise SarftError(f"{source}: {where}: unknown metric '{metric}'; this config reports {', '.join(known)}")
+
+
+def headline_keys(cfg) -> list[str]:
+    """The evaluation headline figures this config's benchmarks produce."""
+    ev = cfg.evaluation
+    keys = []
+    for name in ("rolebench_spe", "rolebench_raw"):
+        if name in ev.benchmarks:
+            keys += [f"{name}_rouge_l_first", f"{name}_rouge_l_max"]
+    keys += [f"{name}_rr" for name in ("advbench", "beavertails") if name in ev.benchmarks]
+    keys += [f"jailbreak_{name}_rr" for name in ev.jailbreaks]
+    return keys + ["safety_avg", "jailbreak_avg"]
+
+
+def search_space(cfg) -> dict[str, Any]:
+    """The sweep section as Tune's ``param_space``; ``role`` defaults to a grid over every configured role."""
+    from ray import tune
+
+    from sarft_ray.data.roles import match_role
+
+    sweep = sweep_section(cfg)
+    space: dict[str, Any] = {}
+    for key, dim in sweep.space.items():
+        if dim.grid is not None:
+            values = dim.grid
+            if key == "role":
+                values = [match_role(str(v), cfg.roles.names, "sweep.space.role") for v in values]
+            space[key] = tune.grid_search(values)
+        elif dim.choice is not None:
+            values = dim.choice
+            if key == "role":
+                values = [match_role(str(v), cfg.roles.names, "sweep.space.role") for v in values]
+            space[key] = tune.choice(values)
+        elif dim.uniform is not None:
+            space[key] = tune.uniform(*dim.uniform)
+        else:
+            space[key] = tune.loguniform(*dim.loguniform)
+    space.setdefault("role", tune.grid_search(list(cfg.roles.names)))
+    return space
+
+
+def sweep_name(cfg) -> str:
+    """``sweep.name``, or ``sweep-<hash>`` of what decides the trials (not resources or the objective)."""
+    sweep = sweep_section(cfg)
+    return sweep.name or f"sweep-{sweep_key(cfg)}"
+
+
+def sweep_key(cfg) -> str:
+    sweep = sweep_section(cfg)
+    return stages.results_key(cfg, sweep.model_dump(mode="json", include={"space", "num_samples", "seed"}))
+
+
+# ---------------------------------------------------------------------------- one trial
+
+
+def sweep_trial(params: dict, cfg=None) -> None:
+    """Tune function trainable: train ``params['role']`` with the other params as training settings, evaluate, report."""
+    from ray import tune
+
+    role = params["role"]
+    overrides = {k: v for k, v in params.items() if k != "role"}
+    summary = stages.train(cfg, role, **overrides)
+    evaluated = stages.evaluate(cfg, role, summary)
+    headline = stages.role_headline(evaluated.table, role)
+    tune.report(
+        {
+            **{k: v for k, v in headline.items() if v is not None},
+            "train_last_loss": summary.get("last_loss"),
+            "train_steps": summary.get("final_step"),
+            "artefact": summary.get("artefact"),
+            "train_dir": summary.get("run_dir"),
+            "eval_dir": str(evaluated.directory),
+            "sarft_done": 1,
+        }
+    )
+
+
+def trial_row(trial_id: str, config: dict, metrics: dict, varied: list[str], cfg) -> dict[str, Any]:
+    """One line of the trials table: the trial's settings (sampled or from the config) and its figures."""
+    row: dict[str, Any] = {"trial_id": trial_id, "role": config.get("role"), "varied": varied}
+    for key in ("selection", "lambda_kl", "mode", "lr"):
+        row[key] = config.get(key, getattr(cfg.training, key))
+    for key in set(config) - {"role"} - set(row):
+        row[key] = config[key]
+    for key in headline_keys(cfg) + ["train_last_loss", "train_steps", "artefact", "train_dir", "eval_dir"]:
+        row[key] = metrics.get(key)
+    row["status"] = "ok" if metrics.get("sarft_done") else "failed"
+    return row
+
+
+# ---------------------------------------------------------------------------- MLflow, from the driver
+
+
+def log_trial(tracker: Tracker, parent_id: str, name: str, row: dict, cfg, error: str | None = None) -> str:
+    """Create (or find) the trial's nested run and log what is missing; returns the run id."""
+    from sarft_ray.data.roles import role_slug
+
+    run_id = tracker.open_run(
+        f"sweep/{name}/trial/{row['trial_id']}",
+        " | ".join([row["role"], *(f"{k}={row[k]}" for k in row["varied"] if k != "role")]),
+        "trial",
+        parent_id=parent_id,
+        tags={"sarft.role": row["role"], "sarft.method": str(row["selection"]), "sarft.trial_id": row["trial_id"],
+              "sarft.role_slug": role_slug(row["role"])},
+    )
+    overrides = {k: row[k] for k in row["varied"] if k != "role"}
+    resolved = cfg.resolved()
+    resolved["training"] = {**resolved["training"], **overrides}
+    tracker.log_params(run_id, flatten_params(resolved) | {"role": row["role"]} | {f"trial.{k}": str(v) for k, v in overrides.items()})
+    if row["status"] == "ok":
+        train_dir = Path(row["train_dir"])
+        summary = {**read_json(train_dir / "summary.json"), "run_dir": str(train_dir), "artefact": row["artefact"]}
+        log_training(tracker, run_id, summary, stages.TRAIN_STEP_KEYS)
+        log_evaluation(tracker, run_id, Path(row["eval_dir"]), {k: row.get(k) for k in headline_keys(cfg)})
+        tracker.finish(run_id)
+    else:
+        if error:
+            tracker.set_tags(run_id, {"sarft.error": error[:5000]})
+        tracker.finish(run_id, "FAILED")
+    return run_id
+
+
+def _make_logger(spec: TrackerSpec, parent_id: str, name: str, varied: list[str], cfg):
+    from ray import tune
+
+    class MlflowTrialLogger(tune.Callback):
+        """Logs each trial to MLflow when it finishes or fails (runs on the Tune driver)."""
+
+        def __init__(self):
+            self._tracker = None
+
+        def __getstate__(self):  # pickled into Tune's state: keep the client out
+            return {"_tracker": None}
+
+        def _get(self) -> Tracker:
+            if self._tracker is None:
+                self._tracker = Tracker(spec)
+            return self._tracker
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            try:
+                row = trial_row(trial.trial_id, trial.config, trial.last_result or {}, varied, cfg)
+                log_trial(self._get(), parent_id, name, row, cfg)
+            except Exception:  # logging must not stop the sweep; the pass after fit retries
+                log.exception("could not log trial %s to MLflow", trial.trial_id)
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            try:
+                row = trial_row(trial.trial_id, trial.config, {}, varied, cfg)
+                log_trial(self._get(), parent_id, name, row, cfg, error=str(getattr(trial, "error_msg", "") or ""))
+            except Exception:
+                log.exception("could not log failed trial %s to MLflow", trial.trial_id)
+
+    return MlflowTrialLogger()
+
+
+# ---------------------------------------------------------------------------- the sweep
+
+
+def run_sweep(cfg, resume: bool = True) -> SweepResult:
+    """Run (or resume) the sweep of ``cfg``; returns every trial, the best per role and the outputs' paths."""
+    from ray import tune
+    from ray.tune.search import BasicVariantGenerator
+
+    from sarft_ray.ray_utils import init_ray
+    from sarft_ray.scoring.job import score_roles
+
+    sweep = sweep_section(cfg)
+    check_sweep(cfg)
+    name = sweep_name(cfg)
+    storage = Path(cfg.experiment_dir).resolve() / "sweeps"
+    path = storage / name
+    key = sweep_key(cfg)
+    varied = list(sweep.space)
+    if "role" not in varied:
+        varied.insert(0, "role")
+
+    spec = TrackerSpec.from_config(cfg)
+    tracker = Tracker(spec)  # the database and experiment exist before any trial starts
+    restoring = resume and tune.Tuner.can_restore(str(path))
+    if restoring:
+        made_from = read_json(path / STATE_FILE).get("key") if (path / STATE_FILE).is_file() else None
+        if made_from != key:
+            raise SarftError(
+                f"{cfg.source or 'config'}: sweep.name: {path} holds a sweep with other settings; "
+                "choose another name or start it afresh (resume=False)"
+            )
+    elif path.exists():
+        log.warning("starting sweep %s afresh: removing %s", name, path)
+        shutil.rmtree(path)
+
+    parent = tracker.open_run(f"sweep/{name}", f"sweep {name}", "sweep", reuse=restoring,
+                              tags={"sarft.config": str(cfg.source or ""), "sarft.sweep": name})
+    try:
+        tracker.log_params(parent, flatten_params(cfg.resolved()))
+        init_ray(cfg.ray)
+        scores = score_roles(cfg, progress=False)
+        tracker.log_artifact(parent, scores.summary_path, "scores")
+        tracker.log_artifact(parent, scores.chart_path, "scores")
+
+        resources = {"cpu": sweep.trial_cpus} | ({"gpu": sweep.trial_gpus} if sweep.trial_gpus else {})
+        trainable = tune.with_resources(tune.with_parameters(sweep_trial, cfg=cfg), resources)
+        if restoring:
+            log.info("resuming sweep %s from %s", name, path)
+            tuner = tune.Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=True)
+        else:
+            tuner = tune.Tuner(
+                trainable,
+                param_space=search_space(cfg),
+                tune_config=tune.TuneConfig(
+                    num_samples=sweep.num_samples,
+                    # TuneConfig.max_concurrent_trials is ignored when a search_alg is given
+                    search_alg=BasicVariantGenerator(
+                        max_concurrent=sweep.max_concurrent_trials or 0, random_state=sweep.seed
+                    ),
+                ),
+                run_config=tune.RunConfig(
+                    name=name,
+                    storage_path=str(storage),
+                    callbacks=[_make_logger(spec, parent, name, varied, cfg)],
+                    failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
+                ),
+            )
+            write_json(path / STATE_FILE, {"key": key, "name": name, "created": time.time()})
+        grid = tuner.fit()
+
+        rows, errored = [], []
+        for result in grid:
+            trial_id = (result.metrics or {}).get("trial_id") or Path(result.path).name
+            row = trial_row(trial_id, result.config or {}, result.metrics or {}, varied, cfg)
+            rows.append(row)
+            error = str(result.error) if result.error is not None else None
+            if row["status"] != "ok":
+                errored.append(trial_id)
+            log_trial(tracker, parent, name, row, cfg, error=error)  # whatever the callback missed
+        rows.sort(key=lambda r: (str(r["role"]), [str(r.get(k)) for k in varied]))
+
+        base = stages.evaluate(cfg, None)
+        best = analysis.best_per_role([r for r in rows if r["status"] == "ok"], sweep.objective)
+        for role in {r["role"] for r in rows} - set(best):
+            best[role] = {"best": None, "trials": 0, "eligible": 0, "reason": "every trial of this role failed"}
+        report_dir = path / "report"
+        table_path = write_sweep_outputs(cfg, name, rows, best, base.table, varied, report_dir)
+        log_best(tracker, parent, best, sweep.objective.metric)
+        for file in sorted(report_dir.iterdir()):
+            if file.is_file() and not file.name.startswith("."):
+                tracker.log_artifact(parent, file, "report")
+    except BaseException as exc:
+        tracker.finish(parent, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        raise
+    tracker.finish(parent, "FAILED" if errored else "FINISHED")
+    return SweepResult(name, path, rows, best, report_dir / "index.html", table_path, spec.uri, parent, errored)
+
+
+def log_best(tracker: Tracker, parent: str, best: dict, metric: str) -> None:
+    from sarft_ray.data.roles import role_slug
+
+    for role, entry in best.items():
+        slug = role_slug(role)
+        if entry["best"] is None:
+            tracker.set_tags(parent, {f"sarft.best.{slug}": f"none: {entry['reason']}"})
+            continue
+        tracker.set_tags(parent, {f"sarft.best.{slug}": entry["best"]["trial_id"]})
+        tracker.log_summary(parent, {f"best.{slug}.{metric}": entry["best"].get(metric)})
+
+
+def write_sweep_outputs(cfg, name, rows, best, base_table, varied, report_dir: Path) -> Path:
+    """trials.json/.md, best.json, plots and index.html under ``report_dir``; returns trials.json's path."""
+    sweep = sweep_section(cfg)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    metrics = headline_keys(cfg)
+    columns = ["trial_id", *varied, *[k for k in ("selection", "lambda_kl", "mode", "lr") if k not in varied],
+               *metrics, "train_last_loss", "status"]
+    table_path = report_dir / "trials.json"
+    write_json(table_path, {"sweep": name, "columns": columns, "rows": rows})
+    write_text(report_dir / "trials.md", report.markdown_table(columns, rows))
+    best_rows = []
+    for role, entry in sorted(best.items()):
+        chosen = entry["best"] or {}
+        best_rows.append({"role": role, "trials": entry["trials"], "eligible": entry["eligible"],
+                          "best trial": chosen.get("trial_id"), **{k: chosen.get(k) for k in varied if k != "role"},
+                          sweep.objective.metric: chosen.get(sweep.objective.metric), "note": entry["reason"] or ""})
+    write_json(report_dir / "best.json", {"objective": sweep.objective.model_dump(mode="json"), "best": best_rows})
+
+    ok = [r for r in rows if r["status"] == "ok"]
+    blocks: list[report.Block] = []
+    objective = sweep.objective
+    rule = f"{objective.mode} {objective.metric}" + "".join(
+        f"; {c.metric}" + (f" >= {c.min:g}" if c.min is not None else "") + (f" <= {c.max:g}" if c.max is not None else "")
+        for c in objective.constraints
+    )
+    best_columns = ["role", "trials", "eligible", "best trial", *[k for k in varied if k != "role"], objective.metric, "note"]
+    blocks.append(report.Table("Best trial per role", best_columns, best_rows, note=f"objective: {rule}"))
+    if len({r["lambda_kl"] for r in ok}) > 1:
+        group = ["role"] + [k for k in varied if k not in ("role", "lambda_kl")]
+        blocks.append(report.Figure("Lambda sensitivity", plots.lambda_sensitivity(ok, report_dir / "lambda_sensitivity.png", group)))
+    points = method_points(ok, varied, base_table)
+    if points:
+        blocks.append(report.Figure(
+            "Role quality vs safety (mean over roles)",
+            plots.quality_vs_safety(points, report_dir / "quality_vs_safety.png", title=f"{name}: mean over roles"),
+        ))
+    blocks.append(report.Table("Trials", columns, rows, note="ROUGE-L F x100; refusal rates in %"))
+    report.write_report(report_dir / "index.html", f"SaRFT sweep: {name}", blocks,
+                        f"experiment {cfg.experiment}; model {cfg.model.ref}; written {time.strftime('%Y-%m-%d %H:%M:%S')}")
+    return table_path
+
+
+def method_points(rows: list[dict], varied: list[str], base_table: dict | None) -> list[dict[str, Any]]:
+    """One point per setting (all varied keys but role): the mean over the roles it ran on; plus the base model."""
+    keys = [k for k in varied if k != "role"]
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row.get(k) for k in keys), []).append(row)
+    points = []
+    for setting, members in groups.items():
+        point = {"method": str(members[0]["selection"]), "label": ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in zip(keys, setting) if k != "selection")}
+        for metric in (analysis.QUALITY_METRIC, analysis.SAFETY_METRIC):
+            values = [m[metric] for m in members if m.get(metric) is not None]
+            point[metric] = sum(values) / len(values) if values else None
+        points.append(point)
+    if base_table is not None:
+        points.append({"method": "base", "label": "base", **base_table["headline"]})
+    return points
