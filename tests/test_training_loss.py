@@ -12,6 +12,7 @@ from sarft_ray.training.loss import (
     LossOptions,
     ce_per_row,
     kl_per_row,
+    reference_targets,
     rbo_forward,
     rbo_loss,
     token_kl,
@@ -88,11 +89,11 @@ def _row_kl(row, positions, direction):
 @pytest.mark.parametrize("direction", ["ref_to_policy", "policy_to_ref"])
 def test_kl_spans(direction):
     all_pos = MASK.bool()
-    got = kl_per_row(LOGITS, REF_LOGITS, all_pos, direction)
+    got = kl_per_row(LOGITS, reference_targets(REF_LOGITS, all_pos, direction), direction)
     # "all": every non-padding position, including the last one (the release's choice)
     assert got.tolist() == pytest.approx([_row_kl(0, [0, 1, 2], direction), _row_kl(1, [0, 1, 2, 3], direction)], rel=1e-6)
     answer_pos = torch.tensor([[True, True, False, False], [False, True, True, False]])
-    got = kl_per_row(LOGITS, REF_LOGITS, answer_pos, direction)
+    got = kl_per_row(LOGITS, reference_targets(REF_LOGITS, answer_pos, direction), direction)
     assert got.tolist() == pytest.approx([_row_kl(0, [0, 1], direction), _row_kl(1, [1, 2], direction)], rel=1e-6)
 
 
@@ -201,3 +202,17 @@ def test_kl_is_zero_when_model_is_reference():
     assert out.harmful_rows == 2
     assert abs(out.kl) < 1e-6
     assert float(out.loss) == pytest.approx(out.ce, abs=1e-5)
+
+
+@pytest.mark.parametrize("direction", ["ref_to_policy", "policy_to_ref"])
+def test_kl_gradient_matches_the_plain_formula(direction):
+    gen = torch.Generator().manual_seed(0)
+    policy = (torch.randn(3, 5, 11, generator=gen) * 3).requires_grad_(True)
+    ref = torch.randn(3, 5, 11, generator=gen) * 3
+    positions = torch.rand(3, 5, generator=gen) > 0.3
+    fast = kl_per_row(policy, reference_targets(ref, positions, direction), direction).sum()
+    (fast_grad,) = torch.autograd.grad(fast, policy)
+    plain = (token_kl(policy, ref, direction) * positions).sum(1) / positions.sum(1).clamp(min=1)
+    (plain_grad,) = torch.autograd.grad(plain.sum(), policy)
+    assert float(fast) == pytest.approx(float(plain.sum()), rel=1e-5)
+    assert torch.allclose(fast_grad, plain_grad, atol=1e-6)

@@ -107,25 +107,61 @@ def token_kl(policy_logits: torch.Tensor, ref_logits: torch.Tensor, direction: K
     raise ValueError(f"unknown kl_direction {direction!r}")
 
 
+@dataclass
+class ReferenceTargets:
+    """The reference side of the KL at the selected positions, computed once without gradients.
+
+    Holding only these (N, V) rows lets the caller free the reference logits
+    (H, T, V) right after the reference forward.
+    """
+
+    rows: torch.Tensor  # (N,) harmful-row index (0..H-1) of each selected position
+    cols: torch.Tensor  # (N,) time index of each selected position
+    dist: torch.Tensor  # (N, V) p_ref for ref_to_policy, log p_ref for policy_to_ref
+    neg_entropy: torch.Tensor | None  # (N,) sum_v p_ref log p_ref (ref_to_policy only)
+    counts: torch.Tensor  # (H,) selected positions per harmful row
+
+
+@torch.no_grad()
+def reference_targets(ref_logits: torch.Tensor, positions: torch.Tensor, direction: KLDirection) -> ReferenceTargets:
+    """Reduce the reference logits of the harmful rows (H, T, V) to what the KL needs at ``positions`` (H, T)."""
+    rows, cols = positions.nonzero(as_tuple=True)
+    ref_logp = F.log_softmax(ref_logits[rows, cols].float(), dim=-1)
+    if direction == "ref_to_policy":
+        p_ref = ref_logp.exp()
+        neg_entropy = torch.einsum("nv,nv->n", p_ref, ref_logp)
+        return ReferenceTargets(rows, cols, p_ref, neg_entropy, positions.sum(dim=1))
+    if direction == "policy_to_ref":
+        return ReferenceTargets(rows, cols, ref_logp, None, positions.sum(dim=1))
+    raise ValueError(f"unknown kl_direction {direction!r}")
+
+
 def kl_per_row(
     policy_logits: torch.Tensor,
-    ref_logits: torch.Tensor,
-    positions: torch.Tensor,
+    targets: ReferenceTargets,
     direction: KLDirection,
     policy_rows: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Mean per-token KL of each row of ``ref_logits`` over its ``positions``. Shape (H,).
+    """Mean per-token KL of each harmful row over its selected positions. Shape (H,).
 
-    ``policy_rows[i]`` is the row of ``policy_logits`` that matches row i of
-    ``ref_logits`` (identity when None). Only the selected positions are
-    gathered before the softmaxes, so padding (and, for ``answer``, the
-    prompt) costs no vocabulary-sized work.
+    ``policy_rows[i]`` is the row of ``policy_logits`` holding harmful row i
+    (identity when None). Only the selected positions are gathered, so padding
+    (and, for ``answer``, the prompt) costs no vocabulary-sized work.
     """
-    rows, cols = positions.nonzero(as_tuple=True)
-    prow = rows if policy_rows is None else policy_rows[rows]
-    kl_tok = token_kl(policy_logits[prow, cols], ref_logits[rows, cols], direction)  # (N,)
-    total = torch.zeros(positions.shape[0], dtype=kl_tok.dtype, device=kl_tok.device).index_add_(0, rows, kl_tok)
-    return total / positions.sum(dim=1).clamp(min=1).to(total.dtype)
+    prow = targets.rows if policy_rows is None else policy_rows[targets.rows]
+    z = policy_logits[prow, targets.cols].float()  # (N, V), with gradient
+    if direction == "ref_to_policy":
+        # sum p_ref (log p_ref - log p_theta) = sum p_ref log p_ref - p_ref . z + logsumexp(z), as sum p_ref = 1;
+        # this keeps one (N, V) tensor alive for backward instead of several softmax copies
+        kl_tok = targets.neg_entropy - torch.einsum("nv,nv->n", targets.dist, z) + torch.logsumexp(z, dim=-1)
+    elif direction == "policy_to_ref":
+        policy_logp = F.log_softmax(z, dim=-1)
+        kl_tok = F.kl_div(targets.dist, policy_logp, reduction="none", log_target=True).sum(-1)
+    else:
+        raise ValueError(f"unknown kl_direction {direction!r}")
+    total = torch.zeros(targets.counts.shape[0], dtype=kl_tok.dtype, device=kl_tok.device)
+    total = total.index_add(0, targets.rows, kl_tok)
+    return total / targets.counts.clamp(min=1).to(total.dtype)
 
 
 def rbo_loss(
@@ -141,20 +177,45 @@ def rbo_loss(
     ``ref_logits`` may be shorter in time than ``policy_logits`` (trimmed
     padding); the positions it lacks are padding for every harmful row.
     """
-    batch = labels.shape[0]
-    harmful = harmful.bool()
-    ce_rows = ce_per_row(policy_logits, labels, attention_mask, options.ce_norm)
-    ce = ce_rows.mean()
-    n_harmful = int(harmful.sum())
-    if ref_logits is None or n_harmful == 0 or options.lambda_kl == 0:
-        return LossOutput(loss=ce, ce=float(ce.detach()), kl=0.0, harmful_rows=n_harmful, rows=batch)
-    idx = harmful.nonzero(as_tuple=True)[0]
+    targets = None
+    if ref_logits is not None and bool(harmful.any()) and options.lambda_kl > 0:
+        targets = harmful_targets(ref_logits, labels, attention_mask, harmful, options)
+    return loss_from_targets(policy_logits, labels, attention_mask, harmful, targets, options)
+
+
+def harmful_targets(
+    ref_logits: torch.Tensor,
+    labels: torch.Tensor,
+    attention_mask: torch.Tensor,
+    harmful: torch.Tensor,
+    options: LossOptions,
+) -> ReferenceTargets:
+    """``reference_targets`` for the harmful rows of a batch, at the positions ``options.kl_span`` selects."""
+    idx = harmful.bool().nonzero(as_tuple=True)[0]
     length = ref_logits.shape[1]
     positions = kl_positions(labels[idx], attention_mask[idx], options.kl_span)[:, :length]
-    kl_rows = kl_per_row(policy_logits, ref_logits, positions, options.kl_direction, policy_rows=idx)
+    return reference_targets(ref_logits, positions, options.kl_direction)
+
+
+def loss_from_targets(
+    policy_logits: torch.Tensor,
+    labels: torch.Tensor,
+    attention_mask: torch.Tensor,
+    harmful: torch.Tensor,
+    targets: ReferenceTargets | None,
+    options: LossOptions,
+) -> LossOutput:
+    """L = mean_b CE_b + lambda * mean_b (h_b KL_b); no targets means no KL term."""
+    batch = labels.shape[0]
+    harmful = harmful.bool()
+    ce = ce_per_row(policy_logits, labels, attention_mask, options.ce_norm).mean()
+    n_harmful = int(harmful.sum())
+    if targets is None or n_harmful == 0 or options.lambda_kl == 0:
+        return LossOutput(loss=ce, ce=float(ce.detach()), kl=0.0, harmful_rows=n_harmful, rows=batch)
+    idx = harmful.nonzero(as_tuple=True)[0]
+    kl_rows = kl_per_row(policy_logits, targets, options.kl_direction, policy_rows=idx)
     # mean over the whole batch of h_b * KL_b: harmful rows summed, divided by B
-    kl_term = kl_rows.sum() / batch
-    loss = ce + options.lambda_kl * kl_term
+    loss = ce + options.lambda_kl * (kl_rows.sum() / batch)
     return LossOutput(
         loss=loss, ce=float(ce.detach()), kl=float(kl_rows.detach().mean()), harmful_rows=n_harmful, rows=batch
     )
@@ -180,7 +241,7 @@ def rbo_forward(
     """
     input_ids, mask, labels, harmful = batch["input_ids"], batch["attention_mask"], batch["labels"], batch["harmful"]
     logits = policy(input_ids, mask)
-    ref_logits = None
+    targets = None
     if options.lambda_kl > 0 and bool(harmful.any()):
         if reference is None:
             raise ValueError("lambda_kl > 0 with harmful rows needs a reference model")
@@ -189,4 +250,6 @@ def rbo_forward(
         length = trimmed_length(mask[idx])
         with torch.no_grad():
             ref_logits = reference(input_ids[idx, :length], mask[idx, :length])
-    return rbo_loss(logits, labels, mask, harmful, ref_logits, options)
+        targets = harmful_targets(ref_logits, labels, mask, harmful, options)
+        del ref_logits  # only the (N, V) targets stay alive through backward
+    return loss_from_targets(logits, labels, mask, harmful, targets, options)
