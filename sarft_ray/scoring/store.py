@@ -84,7 +84,12 @@ def scoring_inputs(cfg: ExperimentConfig, prompts: dict) -> dict:
         "roles": list(cfg.roles.names),
         "corpus": {
             "format": corpus.format,
-            "files": [[str(f.path), f.role, file_digest(f.path) if Path(f.path).exists() else None] for f in corpus.paths],
+            # Content and the names that sample ids are built from, not the absolute path:
+            # the same data mounted elsewhere keeps its scores.
+            "files": [
+                [Path(f.path).parent.name, Path(f.path).name, f.role, file_digest(f.path) if Path(f.path).exists() else None]
+                for f in corpus.paths
+            ],
             "test_fraction": corpus.test_fraction,
             "split_seed": corpus.split_seed,
             "max_samples_per_role": corpus.max_samples_per_role,
