@@ -1,0 +1,45 @@
+"""The ``sarft-ray run`` and ``sarft-ray sweep`` commands; ``register(app)`` adds them to the CLI's typer app.
+
+Imports stay inside the commands so that ``sarft-ray --help`` does not load Ray or torch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+ConfigArg = Annotated[Path, typer.Argument(help="experiment YAML file", show_default=False)]
+
+
+def run(
+    config: ConfigArg,
+    force: Annotated[bool, typer.Option("--force", help="redo every stage even when stored results match")] = False,
+) -> None:
+    """Score, train and evaluate every role of the config; print the per-role table."""
+    from sarft_ray.config import load_config
+    from sarft_ray.orchestration import run_pipeline
+
+    result = run_pipeline(load_config(config), force=force)
+    typer.echo("\n".join(result.lines()))
+
+
+def sweep(
+    config: ConfigArg,
+    restart: Annotated[bool, typer.Option("--restart", help="start afresh instead of resuming a stored sweep")] = False,
+) -> None:
+    """Ray Tune sweep over the config's sweep section; print the best trial per role."""
+    from sarft_ray.config import load_config
+    from sarft_ray.orchestration import run_sweep
+
+    result = run_sweep(load_config(config), resume=not restart)
+    typer.echo("\n".join(result.lines()))
+    if result.errored:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``run`` and ``sweep`` to ``app``."""
+    app.command(name="run")(run)
+    app.command(name="sweep")(sweep)

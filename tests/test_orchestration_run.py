@@ -1,0 +1,125 @@
+"""``run_pipeline`` end to end on the tiny model: two roles, MLflow runs, metrics, artefacts, re-run skips work."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from sarft_ray.config import parse_config
+from sarft_ray.paths import data_dir
+
+pytestmark = pytest.mark.slow
+
+ROLES = ["John Doe", "Tom Ripley"]
+
+
+def tiny_experiment(tmp_path: Path, model_dir: Path, roles=ROLES, **sections) -> dict:
+    """A config tree with tiny budgets: 8 rows per role, 2 training steps, 2 items per benchmark."""
+    data = data_dir()
+    tree = {
+        "experiment": "orch",
+        "output_root": str(tmp_path / "runs"),
+        "model": {"ref": str(model_dir)},
+        "roles": {
+            "names": list(roles),
+            "corpus": {
+                "paths": [str(data / "rolebench/role-generalization/general/test.jsonl")],
+                "max_samples_per_role": 8,
+            },
+            "prompts": {"path": str(data / "sarft_profiles/role_and_unsafe_prompts.json")},
+        },
+        "scoring": {"batch_size": 8},
+        "training": {
+            "mode": "lora", "max_steps": 2, "micro_batch_size": 4, "workers": 1, "cpus_per_worker": 0.5,
+            "max_source_tokens": 64, "max_target_tokens": 32,
+        },
+        "evaluation": {
+            "benchmarks": ["rolebench_spe", "advbench"], "jailbreaks": ["caesar"], "limit": 2,
+            "generation": {"max_new_tokens": 4, "batch_size": 4},
+        },
+        "ray": {"num_cpus": 2, "include_dashboard": False},
+    }
+    for name, section in sections.items():
+        tree[name] = {**tree.get(name, {}), **section} if isinstance(section, dict) else section
+    return tree
+
+
+def load(tree: dict, tmp_path: Path):
+    return parse_config(tree, "test.yaml", tmp_path)
+
+
+def mlflow_runs(cfg):
+    from mlflow.tracking import MlflowClient
+
+    from sarft_ray.orchestration.tracking import TrackerSpec
+
+    spec = TrackerSpec.from_config(cfg)
+    client = MlflowClient(tracking_uri=spec.uri)
+    experiment = client.get_experiment_by_name(spec.experiment)
+    return client, client.search_runs([experiment.experiment_id])
+
+
+def test_run_two_roles_tracks_runs_metrics_and_artefacts(ray_local, tiny_model_dir, tmp_path, monkeypatch):
+    from sarft_ray.orchestration import run_pipeline
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    cfg = load(tiny_experiment(tmp_path, tiny_model_dir), tmp_path)
+    result = run_pipeline(cfg)
+
+    # the per-role table: base and fine-tuned row per role, then one mean row each
+    assert [(r["role"], r["model"]) for r in result.rows] == [
+        ("John Doe", "base"), ("John Doe", "rds lambda=0.5"), ("Tom Ripley", "base"), ("Tom Ripley", "rds lambda=0.5"),
+        ("mean", "base"), ("mean", "rds lambda=0.5"),
+    ]
+    tuned = [r for r in result.rows if r["model"] != "base" and r["role"] != "mean"]
+    assert all(r["status"] == "ok" and r["train_rows"] == 8 and r["safety_avg"] is not None for r in tuned)
+    report_dir = Path(cfg.experiment_dir) / "report"
+    for name in ("index.html", "table.json", "table.md", "harmful_fraction.png", "quality_vs_safety.png"):
+        assert (report_dir / name).is_file(), name
+    assert json.loads((report_dir / "table.json").read_text())["rows"] == json.loads(json.dumps(result.rows))
+    html = (report_dir / "index.html").read_text()
+    assert "Tom Ripley" in html and 'src="quality_vs_safety.png"' in html
+    assert not (tmp_path / "mlruns").exists()
+
+    client, runs = mlflow_runs(cfg)
+    by_kind = {}
+    for run in runs:
+        by_kind.setdefault(run.data.tags["sarft.kind"], []).append(run)
+    assert sorted((k, len(v)) for k, v in by_kind.items()) == [("base", 1), ("role", 2), ("run", 1)]
+    parent = by_kind["run"][0]
+    assert parent.info.run_id == result.mlflow_run_id and parent.info.status == "FINISHED"
+    assert parent.data.params["training.lambda_kl"] == "0.5" and parent.data.params["model.ref"] == str(tiny_model_dir)
+    assert {"tuned/safety_avg", "base/safety_avg"} <= set(parent.data.metrics)
+    parent_files = {f.path for f in client.list_artifacts(parent.info.run_id, "report")}
+    assert {"report/index.html", "report/table.json", "report/quality_vs_safety.png", "report/harmful_fraction.png"} <= parent_files
+    assert {f.path for f in client.list_artifacts(parent.info.run_id, "scores")} == {"scores/summary.json", "scores/harmful_fraction.png"}
+
+    for run in by_kind["role"] + by_kind["base"]:
+        assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id and run.info.status == "FINISHED"
+        assert {"safety_avg", "advbench_rr", "rolebench_spe_rouge_l_first", "jailbreak_caesar_rr"} <= set(run.data.metrics)
+        assert {f.path for f in client.list_artifacts(run.info.run_id, "eval")} == {"eval/table.json", "eval/table.md"}
+    for run in by_kind["role"]:
+        role = run.data.params["role"]
+        assert role in ROLES and run.data.tags["sarft.role"] == role
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "train/loss")] == [1, 2]
+        assert {"train/kl", "train/ce", "train/tokens_per_s", "train/last_loss", "rds/harmful_fraction"} <= set(run.data.metrics)
+        files = {f.path for f in client.list_artifacts(run.info.run_id, "train")}
+        assert {"train/summary.json", "train/config.yaml", "train/artefact_location.txt"} <= files
+        adapter = Path(run.data.tags["sarft.artefact"])
+        assert adapter.name == "adapter" and (adapter / "adapter_config.json").is_file()
+        assert result.roles[role].train["artefact"] == str(adapter)
+
+    # the same command again: every stage is found finished, the same MLflow runs are reused, nothing is logged twice
+    again = run_pipeline(cfg)
+    assert again.mlflow_run_id == result.mlflow_run_id and again.rows == result.rows
+    for role in ROLES:
+        assert again.roles[role].train["seconds_this_attempt"] == result.roles[role].train["seconds_this_attempt"]
+    client, runs = mlflow_runs(cfg)
+    assert len(runs) == 4
+    for run in runs:
+        if run.data.tags["sarft.kind"] == "role":
+            assert [m.step for m in client.get_metric_history(run.info.run_id, "train/loss")] == [1, 2]
+            assert len(client.get_metric_history(run.info.run_id, "safety_avg")) == 1
