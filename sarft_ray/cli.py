@@ -62,6 +62,23 @@ def score(
     typer.echo("\n".join(result.lines()))
 
 
+@app.command(name="eval")
+def eval_(
+    config: ConfigArg,
+    model: Annotated[str | None, typer.Option("--model", help="model id or path (default: the config's model.ref)")] = None,
+    adapter: Annotated[Path | None, typer.Option("--adapter", help="PEFT adapter directory to apply")] = None,
+    role: Annotated[list[str] | None, typer.Option("--role", help="role(s) whose RoleBench questions are asked")] = None,
+    force: Annotated[bool, typer.Option("--force", help="generate again even when stored answers match")] = False,
+) -> None:
+    """Evaluate a model (and optional adapter): RoleBench ROUGE-L, refusal rates, jailbreaks."""
+    from sarft_ray.config import load_config
+    from sarft_ray.evaluation.runner import evaluate_model
+
+    result = evaluate_model(load_config(config), model=model, adapter=adapter, roles=role, force=force)
+    typer.echo(result.markdown)
+    typer.echo(f"stored in {result.directory}")
+
+
 @models_app.command("pull")
 def models_pull(ref: Annotated[str, typer.Argument(help="alias, .gguf file or hub id")]) -> None:
     """Fetch (and for GGUF, dequantize) a model into the local cache now."""
@@ -70,6 +87,17 @@ def models_pull(ref: Annotated[str, typer.Argument(help="alias, .gguf file or hu
     location = resolve_model_dir(ref)
     load_tokenizer(ref)
     typer.echo(f"{ref}: ready at {location}")
+
+
+def _register_stage_commands() -> None:
+    from sarft_ray.orchestration import cli_hook as orchestration_commands
+    from sarft_ray.training import cli_hook as training_commands
+
+    training_commands.register(app)
+    orchestration_commands.register(app)
+
+
+_register_stage_commands()
 
 
 def main() -> None:

@@ -24,6 +24,7 @@ from sarft_ray.data.readers import read_json_or_yaml
 from sarft_ray.errors import SarftError
 from sarft_ray.evaluation.config import EvaluationConfig
 from sarft_ray.models.config import ModelConfig
+from sarft_ray.orchestration.config import SweepConfig
 from sarft_ray.scoring.config import ScoringConfig
 from sarft_ray.training.config import TrainingConfig
 
@@ -56,6 +57,7 @@ class ExperimentConfig(StrictModel):
     evaluation: EvaluationConfig = EvaluationConfig()
     tracking: TrackingConfig = TrackingConfig()
     ray: RayConfig = RayConfig()
+    sweep: SweepConfig | None = Field(default=None, description="Ray Tune search space for `sarft-ray sweep`")
     source: Path | None = Field(default=None, exclude=True, description="the file this config was read from")
 
     @field_validator("roles")
