@@ -17,7 +17,6 @@ disguise included), ``system`` (null for none) and ``references``
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from pathlib import Path
 
 import pyarrow as pa
@@ -198,7 +197,3 @@ def build_items(
 def jailbreak_decoders(cfg: EvaluationConfig) -> dict[str, Jailbreak]:
     """``benchmark name -> jailbreak`` for decoding replies before judging."""
     return {f"jailbreak_{j.name}": j for j in build_jailbreaks(cfg.jailbreaks, cfg.jailbreak_prompt_files)}
-
-
-def roles_in(rows: Iterable[dict]) -> list[str]:
-    return sorted({r["role"] for r in rows if r["role"] is not None})
