@@ -94,11 +94,12 @@ def run_smollm2(args) -> dict:
     samples, prompts = smollm2_samples(args.samples)
     model, tokenizer = load_model_and_tokenizer("smollm2-135m-instruct", args.device)
     by_role = {role: [s for s in samples if s["role"] == role] for role in DEMO_ROLES}
+    by_role = {role: rows for role, rows in by_role.items() if rows}
     results: dict = {"samples": len(samples), "phases": {}}
 
-    def naive():
+    def naive(rows):
         out = []
-        for s in samples:
+        for s in rows:
             p = prompts[s["role"]]
             means = {}
             for name, system in (("role", p.role_prompt), ("unsafe", p.unsafe_prompt), ("none", None)):
@@ -107,33 +108,38 @@ def run_smollm2(args) -> dict:
             out.append(means)
         return out
 
-    def batched(reuse: bool):
+    def batched(rows, reuse: bool):
         cfg = ScoringConfig(batch_size=args.batch_size, prefix_reuse=reuse)
-        cache = PrefixCache(model, tokenizer) if reuse else None
-        out = []
-        for role, rows in by_role.items():
-            cols = score_role_samples(
-                model, tokenizer, prompts[role], [r["input"] for r in rows], [r["output"] for r in rows], cfg, prefixes=cache
-            ).columns
-            out += [{"role": a, "unsafe": b} for a, b in zip(cols["logp_role"], cols["logp_unsafe"], strict=True)]
-        return out
+        cache = PrefixCache(model, tokenizer) if reuse else None  # prefix work is part of the timed run
+        cols = score_role_samples(
+            model, tokenizer, prompts[rows[0]["role"]], [r["input"] for r in rows], [r["output"] for r in rows], cfg, prefixes=cache
+        ).columns
+        return [{"role": a, "unsafe": b} for a, b in zip(cols["logp_role"], cols["logp_unsafe"], strict=True)]
 
     lengths = [len(encode_pair(tokenizer, s["input"], s["output"], prompts[s["role"]].role_prompt).prompt_ids) for s in samples]
     answers = [len(encode_pair(tokenizer, s["input"], s["output"]).answer_ids) for s in samples]
     results["mean_prompt_tokens_role"] = sum(lengths) / len(lengths)
     results["mean_answer_tokens"] = sum(answers) / len(answers)
+    phases = {
+        "a_naive_3pass": naive,
+        "b_batched_2pass": lambda rows: batched(rows, False),
+        "c_batched_2pass_prefix": lambda rows: batched(rows, True),
+    }
+    outputs = {name: [] for name in phases}
+    seconds = dict.fromkeys(phases, 0.0)
+    # The phases take turns role by role, so a change in the machine's load hits all three alike.
+    load_before = _load()
     with torch.no_grad():
-        outputs = {}
-        for name, fn in (("a_naive_3pass", naive), ("b_batched_2pass", lambda: batched(False)), ("c_batched_2pass_prefix", lambda: batched(True))):
-            load_before = _load()
-            outputs[name], seconds = _timed(fn, args.device)
-            results["phases"][name] = {
-                "seconds": round(seconds, 2),
-                "samples_per_s": round(len(samples) / seconds, 3),
-                "loadavg_before": load_before,
-                "loadavg_after": _load(),
-            }
-            print(f"{name}: {len(samples)} samples in {seconds:.1f} s = {len(samples) / seconds:.2f} samples/s", flush=True)
+        for role, rows in by_role.items():
+            for name, fn in phases.items():
+                out, took = _timed(lambda: fn(rows), args.device)
+                outputs[name] += out
+                seconds[name] += took
+                print(f"{role}: {name}: {len(rows)} samples in {took:.1f} s", flush=True)
+    for name in phases:
+        results["phases"][name] = {"seconds": round(seconds[name], 2), "samples_per_s": round(len(samples) / seconds[name], 3)}
+        print(f"{name}: {len(samples)} samples in {seconds[name]:.1f} s = {len(samples) / seconds[name]:.2f} samples/s", flush=True)
+    results["loadavg_before"], results["loadavg_after"] = load_before, _load()
     a, c = outputs["a_naive_3pass"], outputs["c_batched_2pass_prefix"]
     results["max_abs_diff_mean_logp_a_vs_c"] = max(abs(x[k] - y[k]) for x, y in zip(a, c, strict=True) for k in ("role", "unsafe"))
     results["harmful_flags_agree"] = sum((x["unsafe"] > x["role"]) == (y["unsafe"] > y["role"]) for x, y in zip(a, c, strict=True))
