@@ -98,6 +98,8 @@ def train_role(
 
     source = str(cfg.source or "config")
     training = training_overrides(cfg.training, source, selection=selection, lambda_kl=lambda_kl, **training_updates)
+    if not use_ray and training.workers != 1:
+        training = training.model_copy(update={"workers": 1})  # one process is one worker
     role = match_role(role, cfg.roles.names, f"{source}: roles.names")
     ds_path = config_path(training)
     ds_config = read_config(ds_path)  # a config that does not parse fails here, before any worker starts

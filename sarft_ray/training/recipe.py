@@ -303,7 +303,7 @@ def train(
 
 def _summary(job, cfg, plan, history, resumed_from, world, device, dtype, seconds) -> dict:
     """What a finished run reports: settings that matter, the data it saw, the per-step history."""
-    timed = [h for h in history[1:]] or history  # the first step includes one-off warm-up
+    timed = history[1:] or history  # the first step includes one-off warm-up
     return {
         "role": job.role,
         "mode": cfg.mode,

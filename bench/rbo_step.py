@@ -1,0 +1,265 @@
+"""Step time and peak memory of one RBO training step, side by side with plain SFT and a release-style step.
+
+    python bench/rbo_step.py                      # SmolLM2-135M-Instruct, LoRA and full, CPU
+    python bench/rbo_step.py --modes lora --steps 3 --batch 10 --json out.json
+
+Variants, each measured in a fresh process (so peak memory is its own):
+- ``sft``: lambda = 0; no reference model at all.
+- ``rbo@0.3`` / ``rbo@0.9``: this project's step at that harmful fraction: the
+  reference forward only on the harmful rows (trimmed padding), LoRA's
+  reference is the same network with the adapter off, full fine-tuning keeps
+  one frozen copy, KL from the reference's probabilities at the selected positions.
+- ``release``: the authors' release step: both system prompts re-scored online
+  every step (two reference forwards on every row, prompt included), a
+  reference forward on every row, the KL over the full (rows x time x vocab)
+  tensor, and a separate reference copy even for LoRA.
+
+A step is forward + backward + AdamW update on one micro-batch of real
+RoleBench rows (John Doe, no system prompt, as training uses). Times are the
+median of the measured steps after warm-up; memory is the process's peak
+resident set (CPU) or peak allocated CUDA memory (GPU). DeepSpeed is not in
+the loop: with one process it adds the same bookkeeping to every variant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+VARIANTS = ("sft", "rbo@0.3", "rbo@0.9", "release")
+ROLE = "John Doe"
+
+
+# ----------------------------------------------------------------------------- measuring
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set of this process (VmHWM), in MiB."""
+    text = Path("/proc/self/status").read_text()
+    return int(re.search(r"VmHWM:\s+(\d+)", text).group(1)) / 1024
+
+
+def reset_peak_rss() -> bool:
+    """Restart the VmHWM counter (Linux >= 4.0); False where not allowed."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def load_rows(data_dir: Path, n: int) -> tuple[list[dict], str, str]:
+    """The first ``n`` RoleBench answers of the role, and its role / unsafe system prompts."""
+    from sarft_ray.data.config import PromptsConfig
+    from sarft_ray.data.prompts import load_role_prompts
+
+    rows = []
+    with (data_dir / "rolebench/role-generalization/role_specific/test.jsonl").open() as handle:
+        for line in handle:
+            item = json.loads(line)
+            if item["role"] == ROLE:
+                rows.append({"input": item["question"], "output": item["generated"][0]})
+            if len(rows) == n:
+                break
+    prompts = PromptsConfig(path=data_dir / "sarft_profiles/role_and_unsafe_prompts.json", unsafe_from_file=True)
+    pair = load_role_prompts(prompts, [ROLE])[ROLE]
+    return rows, pair.role_prompt, pair.unsafe_prompt
+
+
+# ----------------------------------------------------------------------------- the release-style step
+
+
+def batch_logps(logits, labels):
+    """Mean log-prob of the label tokens per row (the release's get_batch_logps)."""
+    import torch
+
+    labels = labels[:, 1:].clone()
+    logits = logits[:, :-1, :]
+    mask = labels != -100
+    labels[~mask] = 0
+    per_token = torch.gather(logits.log_softmax(-1), dim=2, index=labels.unsqueeze(2)).squeeze(2)
+    return (per_token * mask).sum(-1) / (mask.sum(-1) + 1e-5)
+
+
+def release_step_loss(model, reference, plain, role_batch, unsafe_batch, lambda_kl: float):
+    """The release's compute_loss: online RDS flags, then CE + lambda * KL(p_ref||p_theta) on every row."""
+    import torch
+    import torch.nn.functional as F
+
+    with torch.no_grad():
+        unsafe = reference(input_ids=unsafe_batch["input_ids"], attention_mask=unsafe_batch["attention_mask"]).logits
+        role = reference(input_ids=role_batch["input_ids"], attention_mask=role_batch["attention_mask"]).logits
+        flags = (batch_logps(unsafe, unsafe_batch["labels"]) - batch_logps(role, role_batch["labels"]) > 0).float()
+        del unsafe, role
+    ids, mask, labels = plain["input_ids"], plain["attention_mask"], plain["labels"]
+    logits = model(input_ids=ids, attention_mask=mask).logits.float()
+    vocab = logits.shape[-1]
+    ce = F.cross_entropy(logits[:, :-1].reshape(-1, vocab), labels[:, 1:].reshape(-1), reduction="none")
+    ce = (ce.view(labels.shape[0], -1).sum(1) / (mask.sum(1) + 1e-5)).mean()
+    with torch.no_grad():
+        ref_logits = reference(input_ids=ids, attention_mask=mask).logits.float()
+    log_probs = F.log_softmax(logits.reshape(-1, vocab), dim=-1)
+    probs_ref = F.softmax(ref_logits.reshape(-1, vocab), dim=-1)
+    kl = F.kl_div(log_probs, probs_ref, reduction="none").sum(-1).view(labels.shape[0], -1)
+    kl = (kl * mask).sum(1) / (mask.sum(1) + 1e-5)
+    return ce + lambda_kl * (kl * flags).mean(), int(flags.sum())
+
+
+# ----------------------------------------------------------------------------- one variant
+
+
+def run_variant(args) -> dict:
+    import torch
+
+    from sarft_ray.models import load_model_and_tokenizer
+    from sarft_ray.models.config import ModelConfig
+    from sarft_ray.training.config import TrainingConfig
+    from sarft_ray.training.data import collate, encode_rows
+    from sarft_ray.training.loss import LossOptions, rbo_forward
+    from sarft_ray.training.recipe import prepare_trainable
+    from sarft_ray.training.reference import FrozenCopyReference, build_reference, policy_logits
+
+    torch.manual_seed(0)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model, tokenizer = load_model_and_tokenizer(ModelConfig(ref=args.model), device=device)
+    cfg = TrainingConfig(mode=args.mode)  # paper LoRA: r=32, alpha=64, q_proj/v_proj
+    rows, role_prompt, unsafe_prompt = load_rows(Path(args.data), args.batch)
+
+    variant = args.variant
+    fraction = float(variant.split("@")[1]) if "@" in variant else 0.0
+    harmful = [False] * len(rows)
+    for i in torch.randperm(len(rows), generator=torch.Generator().manual_seed(0))[: round(fraction * len(rows))]:
+        harmful[int(i)] = True
+    rows = [{**r, "is_harmful": h} for r, h in zip(rows, harmful)]
+
+    def batch_for(system):
+        examples = encode_rows(rows, tokenizer, system, cfg.max_source_tokens, cfg.max_target_tokens)
+        return {k: v.to(device) for k, v in collate(examples, tokenizer.pad_token_id).items()}
+
+    plain = batch_for(None)
+    release_reference = None
+    if variant == "release":
+        release_reference = FrozenCopyReference(model).model  # a second copy, even for LoRA
+        role_batch, unsafe_batch = batch_for(role_prompt), batch_for(unsafe_prompt)
+    model = prepare_trainable(model, cfg)
+    reference = build_reference(model, args.mode) if variant.startswith("rbo") else None
+    options = LossOptions(lambda_kl=0.0 if variant == "sft" else args.lambda_kl)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
+    policy = policy_logits(model)
+
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    setup_peak = peak_rss_mb()
+    reset_ok = reset_peak_rss()
+    times, harmful_rows = [], []
+    for step in range(args.warmup + args.steps):
+        tic = time.perf_counter()
+        if variant == "release":
+            loss, flagged = release_step_loss(model, release_reference, plain, role_batch, unsafe_batch, args.lambda_kl)
+        else:
+            out = rbo_forward(policy, reference, plain, options)
+            loss, flagged = out.loss, out.harmful_rows
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        if step >= args.warmup:
+            times.append(time.perf_counter() - tic)
+            harmful_rows.append(flagged)
+    result = {
+        "mode": args.mode,
+        "variant": variant,
+        "device": device.type,
+        "rows": len(rows),
+        "tokens": int(plain["attention_mask"].sum()),
+        "max_len": int(plain["input_ids"].shape[1]),
+        "harmful_rows": harmful_rows,
+        "step_s": statistics.median(times),
+        "step_times_s": times,
+    }
+    if device.type == "cuda":
+        result["peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    else:
+        result["peak_mb"] = max(setup_peak, peak_rss_mb()) if reset_ok else peak_rss_mb()
+        result["setup_peak_mb"] = setup_peak
+        result["step_peak_mb"] = peak_rss_mb() if reset_ok else None
+    return result
+
+
+# ----------------------------------------------------------------------------- the driver
+
+
+def main(argv=None) -> int:
+    from sarft_ray.paths import data_dir
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="smollm2-135m-instruct")
+    parser.add_argument("--data", default=str(data_dir()))
+    parser.add_argument("--modes", default="lora,full")
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--batch", type=int, default=10, help="rows per step (10 makes 0.3 and 0.9 exact)")
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--lambda-kl", type=float, default=0.5)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--json", help="also write the results here")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--mode", help=argparse.SUPPRESS)
+    parser.add_argument("--variant", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.worker:
+        print("RESULT " + json.dumps(run_variant(args)), flush=True)
+        return 0
+
+    results = []
+    for mode in args.modes.split(","):
+        for variant in args.variants.split(","):
+            cmd = [sys.executable, __file__, "--worker", "--mode", mode, "--variant", variant,
+                   "--model", args.model, "--data", args.data, "--batch", str(args.batch), "--steps", str(args.steps),
+                   "--warmup", str(args.warmup), "--lambda-kl", str(args.lambda_kl), "--threads", str(args.threads)]
+            proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+            line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
+            if proc.returncode != 0 or line is None:
+                print(proc.stderr[-3000:], file=sys.stderr)
+                raise SystemExit(f"{mode}/{variant} failed (exit {proc.returncode})")
+            result = json.loads(line.removeprefix("RESULT "))
+            results.append(result)
+            print(f"{mode:5s} {variant:8s} step {result['step_s']:7.2f} s  peak {result['peak_mb']:8.0f} MiB  "
+                  f"harmful rows {result['harmful_rows']}", flush=True)
+
+    print()
+    print("| mode | variant | step (s) | x SFT time | peak (MiB) | x SFT peak |")
+    print("|---|---|---|---|---|---|")
+    base = {r["mode"]: r for r in results if r["variant"] == "sft"}
+    for r in results:
+        sft = base.get(r["mode"])
+        t = f"{r['step_s'] / sft['step_s']:.2f}" if sft else "-"
+        m = f"{r['peak_mb'] / sft['peak_mb']:.2f}" if sft else "-"
+        print(f"| {r['mode']} | {r['variant']} | {r['step_s']:.2f} | {t} | {r['peak_mb']:.0f} | {m} |")
+    for mode in args.modes.split(","):
+        rel = next((r for r in results if r["mode"] == mode and r["variant"] == "release"), None)
+        for frac in ("0.3", "0.9"):
+            ours = next((r for r in results if r["mode"] == mode and r["variant"] == f"rbo@{frac}"), None)
+            if rel and ours:
+                print(f"{mode}: release / rbo@{frac}: time {rel['step_s'] / ours['step_s']:.2f}x, "
+                      f"peak {rel['peak_mb'] / ours['peak_mb']:.2f}x")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
