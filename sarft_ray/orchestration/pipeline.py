@@ -130,6 +130,9 @@ def run_pipeline(cfg, force: bool = False) -> RunResult:
     from sarft_ray.ray_utils import init_ray
     from sarft_ray.scoring.job import score_roles
 
+    from sarft_ray.validate import check_inputs
+
+    check_inputs(cfg)  # a missing benchmark file fails now, not after hours of training
     experiment_dir = Path(cfg.experiment_dir).resolve()
     spec = TrackerSpec.from_config(cfg)
     tracker = Tracker(spec)  # database and experiment exist before any Ray work starts
@@ -216,7 +219,7 @@ def run_pipeline(cfg, force: bool = False) -> RunResult:
     )
     if errors:
         first = errors[0]
-        if isinstance(first, SarftError) and len(errors) == 1:
+        if all(isinstance(e, SarftError) for e in errors):
             raise first
         raise RuntimeError(
             f"{len(errors)} of {len(cfg.roles.names) + 1} jobs failed ({', '.join(failed)}); "

@@ -259,8 +259,11 @@ def run_sweep(cfg, resume: bool = True) -> SweepResult:
     from sarft_ray.ray_utils import init_ray
     from sarft_ray.scoring.job import score_roles
 
+    from sarft_ray.validate import check_inputs
+
     sweep = sweep_section(cfg)
     check_sweep(cfg)
+    check_inputs(cfg)  # a missing benchmark file fails now, not in every trial
     name = sweep_name(cfg)
     storage = Path(cfg.experiment_dir).resolve() / "sweeps"
     path = storage / name
