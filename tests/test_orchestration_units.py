@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
-from sarft_ray.orchestration import plots, report
+from sarft_ray.config import parse_config
+from sarft_ray.errors import SarftError
+from sarft_ray.orchestration import plots, report, stages
 from sarft_ray.orchestration.analysis import best_per_role, dominates, pareto_front, series
 from sarft_ray.orchestration.config import Objective, SweepConfig
 from sarft_ray.orchestration.tracking import (
@@ -92,6 +93,89 @@ def test_sweep_space_shorthands_and_errors():
             SweepConfig.model_validate({"space": space})
     with pytest.raises(ValidationError, match="min, max or both"):
         Objective.model_validate({"constraints": [{"metric": "safety_avg"}]})
+
+
+def _config_with_sweep(tmp_path, sweep: dict):
+    from sarft_ray.paths import data_dir
+
+    tree = {
+        "experiment": "x",
+        "output_root": str(tmp_path),
+        "model": {"ref": "tiny-random"},
+        "roles": {
+            "names": ["John Doe", "Tom Ripley"],
+            "corpus": {"paths": [str(data_dir() / "rolebench/role-generalization/general/test.jsonl")]},
+            "prompts": {"path": str(data_dir() / "sarft_profiles/role_and_unsafe_prompts.json")},
+        },
+        "evaluation": {"benchmarks": ["rolebench_spe", "advbench"], "jailbreaks": ["caesar"]},
+        "sweep": sweep,
+    }
+    return parse_config(tree, "sweep.yaml", tmp_path)
+
+
+def test_sweep_checks_roles_and_objective_metrics_against_the_config(tmp_path):
+    from ray import tune
+
+    from sarft_ray.orchestration.sweep import check_sweep, headline_keys, search_space, sweep_name
+
+    cfg = _config_with_sweep(tmp_path, {"space": {"lambda_kl": [0.0, 1.0], "lr": {"loguniform": [1e-5, 1e-3]}}})
+    check_sweep(cfg)
+    assert headline_keys(cfg) == [
+        "rolebench_spe_rouge_l_first", "rolebench_spe_rouge_l_max", "advbench_rr", "jailbreak_caesar_rr",
+        "safety_avg", "jailbreak_avg",
+    ]
+    space = search_space(cfg)
+    assert space["role"] == tune.grid_search(["John Doe", "Tom Ripley"])  # every role unless the space names some
+    assert space["lambda_kl"] == tune.grid_search([0.0, 1.0])
+    assert sweep_name(cfg).startswith("sweep-")
+    # the name follows the settings that decide the trials, not the objective or resources
+    other = _config_with_sweep(tmp_path, {"space": {"lambda_kl": [0.0, 1.0], "lr": {"loguniform": [1e-5, 1e-3]}},
+                                          "max_concurrent_trials": 1, "objective": {"mode": "min"}})
+    assert sweep_name(other) == sweep_name(cfg)
+    assert sweep_name(_config_with_sweep(tmp_path, {"space": {"lambda_kl": [0.5]}})) != sweep_name(cfg)
+
+    spelled = _config_with_sweep(tmp_path, {"space": {"role": ["john doe"]}})
+    assert search_space(spelled)["role"] == tune.grid_search(["John Doe"])
+    with pytest.raises(SarftError, match="sweep.space.role: unknown role 'Jon Dough'"):
+        check_sweep(_config_with_sweep(tmp_path, {"space": {"role": ["Jon Dough"]}}))
+    with pytest.raises(SarftError, match=r"sweep.objective.constraints\[0\].metric: unknown metric 'beavertails_rr'"):
+        check_sweep(_config_with_sweep(
+            tmp_path, {"space": {"lambda_kl": [1.0]}, "objective": {"constraints": [{"metric": "beavertails_rr", "min": 1}]}}
+        ))
+
+
+def test_role_headline_picks_the_role_from_an_evaluation_table():
+    table = {
+        "benchmarks": {
+            "rolebench_spe": {"rouge_l_first": 15.0, "rouge_l_max": 20.0, "per_role": {
+                "A": {"rouge_l_first": 10.0, "rouge_l_max": 12.0, "n": 2},
+                "B": {"rouge_l_first": 20.0, "rouge_l_max": 28.0, "n": 2}}},
+            "advbench": {"refusal_rate": 50.0, "n": 4},
+            "beavertails": {"refusal_rate": 70.0, "n": 4, "per_role": {"A": {"refusal_rate": 90.0}, "B": {"refusal_rate": 50.0}}},
+        }
+    }
+    row = stages.role_headline(table, "A")
+    assert row["rolebench_spe_rouge_l_first"] == 10.0 and row["rolebench_spe_rouge_l_max"] == 12.0
+    # AdvBench was asked without role prompts: the overall rate; BeaverTails per role
+    assert row["advbench_rr"] == 50.0 and row["beavertails_rr"] == 90.0 and row["safety_avg"] == 70.0
+
+
+def test_sweep_trial_rows_and_method_points():
+    from sarft_ray.orchestration.sweep import method_points, objective_text
+
+    rows = [
+        {"role": r, "selection": sel, "lambda_kl": lam, "rolebench_spe_rouge_l_first": q, "safety_avg": s}
+        for r, sel, lam, q, s in [
+            ("A", "rds", 0.5, 10.0, 80.0), ("B", "rds", 0.5, 20.0, 90.0),
+            ("A", "none", 0.0, 12.0, 60.0), ("B", "none", 0.0, 22.0, 70.0),
+        ]
+    ]
+    points = method_points(rows, ["role", "selection", "lambda_kl"], {"headline": {"safety_avg": 95.0}})
+    by_method = {p["method"]: p for p in points}
+    assert by_method["rds"]["rolebench_spe_rouge_l_first"] == 15.0 and by_method["rds"]["safety_avg"] == 85.0
+    assert by_method["rds"]["label"] == "lambda_kl=0.5" and by_method["base"]["safety_avg"] == 95.0
+    objective = Objective(metric="safety_avg", constraints=[{"metric": "rolebench_spe_rouge_l_first", "min": 10, "max": 40}])
+    assert objective_text(objective) == "max safety_avg; rolebench_spe_rouge_l_first >= 10 and <= 40"
 
 
 # ---------------------------------------------------------------------------- plots and report

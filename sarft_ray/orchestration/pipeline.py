@@ -35,6 +35,7 @@ from sarft_ray.orchestration.tracking import (
     flatten_params,
     log_evaluation,
     log_training,
+    ui_hint,
 )
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ TABLE_COLUMNS = (
     "jailbreak_avg",
     "status",
 )
+NOTE = "ROUGE-L F x100; refusal rates in %; harmful fraction of the role's scored corpus (0-1)"
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,8 @@ class RunResult:
     def lines(self) -> list[str]:
         """A short summary for the terminal."""
         out = [report.markdown_table(TABLE_COLUMNS[:-1] + (("status",) if self.failed else ()), self.rows)]
-        out += [f"table: {self.table_path}", f"report: {self.report_path}", f"mlflow: {self.tracking_uri} (run {self.mlflow_run_id})"]
+        out += [f"table: {self.table_path}", f"report: {self.report_path}"]
+        out += [f"mlflow run {self.mlflow_run_id}: {ui_hint(self.tracking_uri)}"]
         out += [f"FAILED {name}: {error}" for name, error in self.failed.items()]
         return out
 
@@ -126,10 +129,8 @@ def _row(role: str, model: str, headline: dict, **extra) -> dict[str, Any]:
 
 def run_pipeline(cfg, force: bool = False) -> RunResult:
     """Score, train and evaluate every role of ``cfg``; return the per-role table and where it all is."""
-    from sarft_ray.data.roles import role_slug
     from sarft_ray.ray_utils import init_ray
     from sarft_ray.scoring.job import score_roles
-
     from sarft_ray.validate import check_inputs
 
     check_inputs(cfg)  # a missing benchmark file fails now, not after hours of training
@@ -142,75 +143,26 @@ def run_pipeline(cfg, force: bool = False) -> RunResult:
         f"run/{key}", f"run {cfg.experiment} {key[:8]}", "run", reuse=not force,
         tags={"sarft.config": str(cfg.source or "")},
     )
+    children: dict[str, str] = {}
     try:
         tracker.log_params(parent, flatten_params(cfg.resolved()))
         init_ray(cfg.ray)
-
         scores = score_roles(cfg, force=force, progress=False)
         fractions = {role: s.harmful_fraction for role, s in scores.roles.items()}
-        tracker.log_summary(parent, {f"harmful_fraction.{role_slug(r)}": v for r, v in fractions.items()})
-        tracker.log_artifact(parent, scores.summary_path, "scores")
-        tracker.log_artifact(parent, scores.chart_path, "scores")
-
-        child: dict[str, str] = {}
-        for role in cfg.roles.names:
-            child[role] = tracker.open_run(
-                f"run/{key}/role/{role_slug(role)}", role, "role", parent_id=parent,
-                tags={"sarft.role": role, "sarft.method": cfg.training.selection},
-            )
-            tracker.log_params(child[role], flatten_params(cfg.resolved()) | {"role": role})
-        child[BASE] = tracker.open_run(
-            f"run/{key}/base", "base model", "base", parent_id=parent, tags={"sarft.role": "(all)", "sarft.method": BASE}
-        )
-        tracker.log_params(child[BASE], flatten_params({k: v for k, v in cfg.resolved().items() if k != "training"}))
-
-        slots = training_slots(cfg, len(cfg.roles.names))
-        log.info("training up to %d role(s) at once", slots)
-        train_gate, eval_gate = threading.BoundedSemaphore(slots), threading.BoundedSemaphore(slots)
-        results: queue.Queue = queue.Queue()
-        threading.Thread(target=_base_worker, args=(cfg, force, eval_gate, results), daemon=True).start()
-        for role in cfg.roles.names:
-            threading.Thread(
-                target=_role_worker, args=(cfg, role, force, train_gate, eval_gate, results), daemon=True
-            ).start()
-
-        outcomes: dict[str, RoleOutcome] = {}
-        base_table: dict | None = None
-        failed: dict[str, str] = {}
-        errors: list[BaseException] = []
-        for _ in range(len(cfg.roles.names) + 1):
-            name, value, error = results.get()
-            if error is not None:
-                log.error("%s failed: %s", name, error)
-                failed[name] = f"{type(error).__name__}: {error}"
-                errors.append(error)
-                tracker.finish(child[name], "FAILED")
-                continue
-            if name == BASE:
-                base_table = value.table
-                log_evaluation(tracker, child[BASE], value.directory, value.table["headline"])
-                tracker.finish(child[BASE])
-                continue
-            summary, evaluated = value
-            headline = stages.role_headline(evaluated.table, name)
-            log_training(tracker, child[name], summary, stages.TRAIN_STEP_KEYS)
-            log_evaluation(tracker, child[name], evaluated.directory, headline)
-            tracker.log_summary(child[name], {"harmful_fraction": fractions.get(name)}, prefix="rds/")
-            tracker.finish(child[name])
-            outcomes[name] = RoleOutcome(name, stages.train_brief(summary), evaluated.directory, headline, child[name])
-            log.info("role %s done", name)
+        log_scores(tracker, parent, scores)
+        children = open_children(tracker, cfg, key, parent)
+        outcomes, base_table, failed, errors = train_and_evaluate(cfg, force, tracker, children, fractions)
 
         rows = table_rows(cfg, outcomes, base_table, fractions, failed, method)
         report_dir = experiment_dir / "report"
         table_path = write_outputs(cfg, rows, report_dir, scores.chart_path, method)
-        for path in sorted(report_dir.iterdir()):
-            if path.is_file() and not path.name.startswith("."):
-                tracker.log_artifact(parent, path, "report")
-        for row in rows:
-            if row["role"] == "mean":
-                tracker.log_summary(parent, {k: v for k, v in row.items() if k not in ("role", "model")}, prefix="base/" if row["model"] == BASE else "tuned/")
+        log_report(tracker, parent, report_dir, rows)
     except BaseException as exc:
-        tracker.finish(parent, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+        for run_id in children.values():
+            if tracker.client.get_run(run_id).info.status == "RUNNING":
+                tracker.finish(run_id, status)
+        tracker.finish(parent, status)
         raise
     tracker.finish(parent, "FAILED" if failed else "FINISHED")
     result = RunResult(
@@ -218,14 +170,92 @@ def run_pipeline(cfg, force: bool = False) -> RunResult:
         base_table["headline"] if base_table else None, failed,
     )
     if errors:
-        first = errors[0]
         if all(isinstance(e, SarftError) for e in errors):
-            raise first
+            raise errors[0]
         raise RuntimeError(
             f"{len(errors)} of {len(cfg.roles.names) + 1} jobs failed ({', '.join(failed)}); "
             f"finished ones are stored, see {table_path}"
-        ) from first
+        ) from errors[0]
     return result
+
+
+def log_scores(tracker: Tracker, parent: str, scores) -> None:
+    from sarft_ray.data.roles import role_slug
+
+    fractions = {f"harmful_fraction.{role_slug(role)}": s.harmful_fraction for role, s in scores.roles.items()}
+    tracker.log_summary(parent, fractions)
+    tracker.log_artifact(parent, scores.summary_path, "scores")
+    tracker.log_artifact(parent, scores.chart_path, "scores")
+
+
+def open_children(tracker: Tracker, cfg, key: str, parent: str) -> dict[str, str]:
+    """One nested run per role and one for the base model, all RUNNING before work starts (the UI shows them)."""
+    from sarft_ray.data.roles import role_slug
+
+    resolved = cfg.resolved()
+    children = {}
+    for role in cfg.roles.names:
+        children[role] = tracker.open_run(
+            f"run/{key}/role/{role_slug(role)}", role, "role", parent_id=parent,
+            tags={"sarft.role": role, "sarft.method": cfg.training.selection},
+        )
+        tracker.log_params(children[role], flatten_params(resolved) | {"role": role})
+    children[BASE] = tracker.open_run(
+        f"run/{key}/base", "base model", "base", parent_id=parent, tags={"sarft.role": "(all)", "sarft.method": BASE}
+    )
+    tracker.log_params(children[BASE], flatten_params({k: v for k, v in resolved.items() if k != "training"}))
+    return children
+
+
+def train_and_evaluate(cfg, force: bool, tracker: Tracker, children: dict[str, str], fractions: dict[str, float]):
+    """Start the role and base threads, then log each to MLflow as it finishes (this thread is the only writer)."""
+    slots = training_slots(cfg, len(cfg.roles.names))
+    log.info("training up to %d role(s) at once", slots)
+    train_gate, eval_gate = threading.BoundedSemaphore(slots), threading.BoundedSemaphore(slots)
+    results: queue.Queue = queue.Queue()
+    threading.Thread(target=_base_worker, args=(cfg, force, eval_gate, results), daemon=True).start()
+    for role in cfg.roles.names:
+        args = (cfg, role, force, train_gate, eval_gate, results)
+        threading.Thread(target=_role_worker, args=args, daemon=True).start()
+
+    outcomes: dict[str, RoleOutcome] = {}
+    base_table: dict | None = None
+    failed: dict[str, str] = {}
+    errors: list[BaseException] = []
+    for _ in range(len(cfg.roles.names) + 1):
+        name, value, error = results.get()
+        run_id = children[name]
+        if error is not None:
+            log.error("%s failed: %s", name, error)
+            failed[name] = f"{type(error).__name__}: {error}"
+            errors.append(error)
+            tracker.set_tags(run_id, {"sarft.error": failed[name][:5000]})
+            tracker.finish(run_id, "FAILED")
+        elif name == BASE:
+            base_table = value.table
+            log_evaluation(tracker, run_id, value.directory, value.table["headline"])
+            tracker.finish(run_id)
+        else:
+            summary, evaluated = value
+            headline = stages.role_headline(evaluated.table, name)
+            log_training(tracker, run_id, summary, stages.TRAIN_STEP_KEYS)
+            log_evaluation(tracker, run_id, evaluated.directory, headline)
+            tracker.log_summary(run_id, {"harmful_fraction": fractions.get(name)}, prefix="rds/")
+            tracker.finish(run_id)
+            outcomes[name] = RoleOutcome(name, stages.train_brief(summary), evaluated.directory, headline, run_id)
+            log.info("role %s done", name)
+    return outcomes, base_table, failed, errors
+
+
+def log_report(tracker: Tracker, parent: str, report_dir: Path, rows: list[dict[str, Any]]) -> None:
+    """The report files as artefacts; the mean rows as ``base/<metric>`` and ``tuned/<metric>``."""
+    for path in sorted(report_dir.iterdir()):
+        if path.is_file() and not path.name.startswith("."):
+            tracker.log_artifact(parent, path, "report")
+    for row in rows:
+        if row["role"] == "mean":
+            figures = {k: v for k, v in row.items() if k not in ("role", "model")}
+            tracker.log_summary(parent, figures, prefix="base/" if row["model"] == BASE else "tuned/")
 
 
 def table_rows(cfg, outcomes, base_table, fractions, failed, method) -> list[dict[str, Any]]:
@@ -234,7 +264,8 @@ def table_rows(cfg, outcomes, base_table, fractions, failed, method) -> list[dic
     for role in cfg.roles.names:
         fraction = fractions.get(role)
         if base_table is not None:
-            rows.append(_row(role, BASE, stages.role_headline(base_table, role), harmful_fraction=fraction, status="ok"))
+            base = stages.role_headline(base_table, role)
+            rows.append(_row(role, BASE, base, harmful_fraction=fraction, status="ok"))
         else:
             rows.append(_row(role, BASE, {}, harmful_fraction=fraction, status=f"failed: {failed.get(BASE, '?')}"))
         outcome = outcomes.get(role)
@@ -273,12 +304,17 @@ def write_outputs(cfg, rows, report_dir: Path, chart_path: Path, method: str) ->
         for r in rows
         if r["role"] != "mean" and r["status"] == "ok"
     ]
-    scatter = plots.quality_vs_safety(points, report_dir / "quality_vs_safety.png", title=f"{cfg.experiment}: base vs {method}")
+    title = f"{cfg.experiment}: base vs {method}"
+    scatter = plots.quality_vs_safety(points, report_dir / "quality_vs_safety.png", title=title)
     blocks = [
-        report.Table("Per-role results", columns, rows, note="ROUGE-L F x100; refusal rates in %; harmful fraction of the role's scored corpus (0-1)"),
+        report.Table("Per-role results", columns, rows, note=NOTE),
         report.Figure("Harmful fraction per role (RDS)", harmful_png),
         report.Figure("Role quality vs safety", scatter),
     ]
-    subtitle = f"model {cfg.model.ref}; {cfg.training.mode} fine-tuning, selection {cfg.training.selection}, lambda {cfg.training.lambda_kl:g}; written {time.strftime('%Y-%m-%d %H:%M:%S')}"
+    training = cfg.training
+    subtitle = (
+        f"model {cfg.model.ref}; {training.mode} fine-tuning, selection {training.selection}, "
+        f"lambda {training.lambda_kl:g}; written {time.strftime('%Y-%m-%d %H:%M:%S')}"
+    )
     report.write_report(report_dir / "index.html", f"SaRFT run: {cfg.experiment}", blocks, subtitle)
     return table_path

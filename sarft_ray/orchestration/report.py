@@ -81,7 +81,8 @@ def render_html(title: str, blocks: Sequence[Block], base_dir: Path, subtitle: s
             parts.append(_table(block))
         elif isinstance(block, Figure):
             rel = Path(os.path.relpath(Path(block.path).resolve(), Path(base_dir).resolve())).as_posix()
-            parts.append(f'<h2>{html.escape(block.title)}</h2><img src="{html.escape(rel)}" alt="{html.escape(block.title)}">')
+            title = html.escape(block.title)
+            parts.append(f'<h2>{title}</h2><img src="{html.escape(rel)}" alt="{title}">')
         else:
             items = "".join(f"<li>{html.escape(line)}</li>" for line in block.lines)
             parts.append(f"<h2>{html.escape(block.title)}</h2><ul>{items}</ul>")

@@ -8,8 +8,10 @@
   again after the driver died restores it there (``Tuner.restore``): finished
   trials are kept, unfinished ones run again and their training resumes from
   its latest checkpoint.
-- MLflow is written from the driver only: a callback logs each trial as it
-  finishes, and a pass after ``fit`` logs whatever a previous driver did not.
+- MLflow is written from the driver only: a callback logs each training step
+  as Tune receives it (Ray Train's ``TuneReportCallback`` forwards them) and
+  each trial as it finishes; a pass after ``fit`` logs whatever a previous
+  driver did not.
 - The best trial per role is chosen by ``sweep.objective``; the trials table,
   plots and an HTML report go to ``<experiment>/sweeps/<name>/report``.
 """
@@ -32,6 +34,7 @@ from sarft_ray.orchestration.tracking import (
     flatten_params,
     log_evaluation,
     log_training,
+    ui_hint,
 )
 
 log = logging.getLogger(__name__)
@@ -63,7 +66,7 @@ class SweepResult:
             else:
                 varied = ", ".join(f"{k}={best[k]}" for k in best.get("varied", []))
                 out.append(f"  {role}: best {best['trial_id']} ({varied})")
-        out += [f"report: {self.report_path}", f"mlflow: {self.tracking_uri} (run {self.mlflow_run_id})"]
+        out += [f"report: {self.report_path}", f"mlflow run {self.mlflow_run_id}: {ui_hint(self.tracking_uri)}"]
         return out
 
 
@@ -148,12 +151,17 @@ def sweep_key(cfg) -> str:
 
 
 def sweep_trial(params: dict, cfg=None) -> None:
-    """Tune function trainable: train ``params['role']`` with the other params as training settings, evaluate, report."""
+    """Tune function trainable: train ``params['role']`` with the other params as training settings, then evaluate.
+
+    Training steps reach Tune as intermediate results; the evaluation headline is the last one.
+    """
     from ray import tune
+    from ray.tune.integration.ray_train import TuneReportCallback
 
     role = params["role"]
     overrides = {k: v for k, v in params.items() if k != "role"}
-    summary = stages.train(cfg, role, **overrides)
+    # each training step reaches Tune (and the driver's MLflow logger) as an intermediate result
+    summary = stages.train(cfg, role, ray_callbacks=[TuneReportCallback()], **overrides)
     evaluated = stages.evaluate(cfg, role, summary)
     headline = stages.role_headline(evaluated.table, role)
     tune.report(
@@ -185,8 +193,8 @@ def trial_row(trial_id: str, config: dict, metrics: dict, varied: list[str], cfg
 # ---------------------------------------------------------------------------- MLflow, from the driver
 
 
-def log_trial(tracker: Tracker, parent_id: str, name: str, row: dict, cfg, error: str | None = None) -> str:
-    """Create (or find) the trial's nested run and log what is missing; returns the run id."""
+def open_trial_run(tracker: Tracker, parent_id: str, name: str, row: dict, cfg) -> str:
+    """Create (or find) the trial's nested run, with the config and the trial's settings as params."""
     from sarft_ray.data.roles import role_slug
 
     run_id = tracker.open_run(
@@ -200,7 +208,14 @@ def log_trial(tracker: Tracker, parent_id: str, name: str, row: dict, cfg, error
     overrides = {k: row[k] for k in row["varied"] if k != "role"}
     resolved = cfg.resolved()
     resolved["training"] = {**resolved["training"], **overrides}
-    tracker.log_params(run_id, flatten_params(resolved) | {"role": row["role"]} | {f"trial.{k}": str(v) for k, v in overrides.items()})
+    trial_params = {"role": row["role"]} | {f"trial.{k}": str(v) for k, v in overrides.items()}
+    tracker.log_params(run_id, flatten_params(resolved) | trial_params)
+    return run_id
+
+
+def log_trial(tracker: Tracker, parent_id: str, name: str, row: dict, cfg, error: str | None = None) -> str:
+    """Log what the trial's run is missing (training history, evaluation, artefacts) and close it."""
+    run_id = open_trial_run(tracker, parent_id, name, row, cfg)
     if row["status"] == "ok":
         train_dir = Path(row["train_dir"])
         summary = {**read_json(train_dir / "summary.json"), "run_dir": str(train_dir), "artefact": row["artefact"]}
@@ -222,14 +237,34 @@ def _make_logger(spec: TrackerSpec, parent_id: str, name: str, varied: list[str]
 
         def __init__(self):
             self._tracker = None
+            self._runs: dict[str, str] = {}
+            self._steps: dict[str, set[int]] = {}
 
         def __getstate__(self):  # pickled into Tune's state: keep the client out
-            return {"_tracker": None}
+            return {"_tracker": None, "_runs": {}, "_steps": {}}
 
         def _get(self) -> Tracker:
             if self._tracker is None:
                 self._tracker = Tracker(spec)
             return self._tracker
+
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            if "loss" not in result or "step" not in result:  # only training steps are logged live
+                return
+            try:
+                tracker, trial_id, step = self._get(), trial.trial_id, int(result["step"])
+                if trial_id not in self._runs:
+                    row = trial_row(trial_id, trial.config, {}, varied, cfg)
+                    self._runs[trial_id] = open_trial_run(tracker, parent_id, name, row, cfg)
+                    # a trial restarted after a driver died repeats steps an earlier driver logged
+                    self._steps[trial_id] = tracker.logged_steps(self._runs[trial_id], "train/loss")
+                if step in self._steps[trial_id]:
+                    return
+                values = {k: result[k] for k in stages.TRAIN_STEP_KEYS if k in result}
+                tracker.log_metrics(self._runs[trial_id], values, step=step, prefix="train/")
+                self._steps[trial_id].add(step)
+            except Exception:
+                log.exception("could not log a step of trial %s to MLflow", trial.trial_id)
 
         def on_trial_complete(self, iteration, trials, trial, **info):
             try:
@@ -254,85 +289,53 @@ def _make_logger(spec: TrackerSpec, parent_id: str, name: str, varied: list[str]
 def run_sweep(cfg, resume: bool = True) -> SweepResult:
     """Run (or resume) the sweep of ``cfg``; returns every trial, the best per role and the outputs' paths."""
     from ray import tune
-    from ray.tune.search import BasicVariantGenerator
 
     from sarft_ray.ray_utils import init_ray
     from sarft_ray.scoring.job import score_roles
-
     from sarft_ray.validate import check_inputs
 
     sweep = sweep_section(cfg)
     check_sweep(cfg)
     check_inputs(cfg)  # a missing benchmark file fails now, not in every trial
     name = sweep_name(cfg)
-    storage = Path(cfg.experiment_dir).resolve() / "sweeps"
-    path = storage / name
-    key = sweep_key(cfg)
-    varied = list(sweep.space)
-    if "role" not in varied:
-        varied.insert(0, "role")
+    path = Path(cfg.experiment_dir).resolve() / "sweeps" / name
+    varied = ["role"] + [k for k in sweep.space if k != "role"]
 
     spec = TrackerSpec.from_config(cfg)
     tracker = Tracker(spec)  # the database and experiment exist before any trial starts
     restoring = resume and tune.Tuner.can_restore(str(path))
     if restoring:
-        made_from = read_json(path / STATE_FILE).get("key") if (path / STATE_FILE).is_file() else None
-        if made_from != key:
-            raise SarftError(
-                f"{cfg.source or 'config'}: sweep.name: {path} holds a sweep with other settings; "
-                "choose another name or start it afresh (resume=False)"
-            )
+        check_same_sweep(cfg, path)
     elif path.exists():
         log.warning("starting sweep %s afresh: removing %s", name, path)
         shutil.rmtree(path)
 
-    parent = tracker.open_run(f"sweep/{name}", f"sweep {name}", "sweep", reuse=restoring,
-                              tags={"sarft.config": str(cfg.source or ""), "sarft.sweep": name})
+    parent = tracker.open_run(
+        f"sweep/{name}", f"sweep {name}", "sweep", reuse=restoring,
+        tags={"sarft.config": str(cfg.source or ""), "sarft.sweep": name},
+    )
     try:
         tracker.log_params(parent, flatten_params(cfg.resolved()))
         init_ray(cfg.ray)
-        scores = score_roles(cfg, progress=False)
+        scores = score_roles(cfg, progress=False)  # once, here; trials only read them
         tracker.log_artifact(parent, scores.summary_path, "scores")
         tracker.log_artifact(parent, scores.chart_path, "scores")
 
-        resources = {"cpu": sweep.trial_cpus} | ({"gpu": sweep.trial_gpus} if sweep.trial_gpus else {})
-        trainable = tune.with_resources(tune.with_parameters(sweep_trial, cfg=cfg), resources)
-        if restoring:
-            log.info("resuming sweep %s from %s", name, path)
-            tuner = tune.Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=True)
-        else:
-            tuner = tune.Tuner(
-                trainable,
-                param_space=search_space(cfg),
-                tune_config=tune.TuneConfig(
-                    num_samples=sweep.num_samples,
-                    # TuneConfig.max_concurrent_trials is ignored when a search_alg is given
-                    search_alg=BasicVariantGenerator(
-                        max_concurrent=sweep.max_concurrent_trials or 0, random_state=sweep.seed
-                    ),
-                ),
-                run_config=tune.RunConfig(
-                    name=name,
-                    storage_path=str(storage),
-                    callbacks=[_make_logger(spec, parent, name, varied, cfg)],
-                    failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
-                ),
-            )
-            write_json(path / STATE_FILE, {"key": key, "name": name, "created": time.time()})
-        grid = tuner.fit()
-
+        tuner = make_tuner(cfg, path, restoring, _make_logger(spec, parent, name, varied, cfg))
         rows, errored = [], []
-        for result in grid:
-            trial_id = (result.metrics or {}).get("trial_id") or Path(result.path).name
-            row = trial_row(trial_id, result.config or {}, result.metrics or {}, varied, cfg)
+        for result in tuner.fit():
+            metrics = result.metrics or {}
+            trial_id = metrics.get("trial_id") or Path(result.path).name
+            row = trial_row(trial_id, result.config or {}, metrics, varied, cfg)
             rows.append(row)
-            error = str(result.error) if result.error is not None else None
             if row["status"] != "ok":
-                errored.append(trial_id)
-            log_trial(tracker, parent, name, row, cfg, error=error)  # whatever the callback missed
-        rows.sort(key=lambda r: (str(r["role"]), [str(r.get(k)) for k in varied]))
+                errored.append(row["trial_id"])
+            error = str(result.error) if result.error is not None else None
+            # whatever the callback (or a driver that died) did not log
+            log_trial(tracker, parent, name, row, cfg, error=error)
+        rows.sort(key=lambda r: [str(r.get(k)) for k in varied])
 
-        base = stages.evaluate(cfg, None)
+        base = stages.evaluate(cfg, None)  # the reference point of the plots (reused when `run` made it)
         best = analysis.best_per_role([r for r in rows if r["status"] == "ok"], sweep.objective)
         for role in {r["role"] for r in rows} - set(best):
             best[role] = {"best": None, "trials": 0, "eligible": 0, "reason": "every trial of this role failed"}
@@ -349,6 +352,46 @@ def run_sweep(cfg, resume: bool = True) -> SweepResult:
     return SweepResult(name, path, rows, best, report_dir / "index.html", table_path, spec.uri, parent, errored)
 
 
+def check_same_sweep(cfg, path: Path) -> None:
+    """Refuse to resume a Tune directory that was made from other sweep settings (an explicit ``sweep.name`` reused)."""
+    made_from = read_json(path / STATE_FILE).get("key") if (path / STATE_FILE).is_file() else None
+    if made_from != sweep_key(cfg):
+        raise SarftError(
+            f"{cfg.source or 'config'}: sweep.name: {path} holds a sweep with other settings; "
+            "choose another name or start it afresh (--restart)"
+        )
+
+
+def make_tuner(cfg, path: Path, restoring: bool, logger):
+    """A new Tuner for the sweep, or the one stored at ``path`` (finished trials kept, the rest resumed)."""
+    from ray import tune
+    from ray.tune.search import BasicVariantGenerator
+
+    sweep = sweep_section(cfg)
+    resources = {"cpu": sweep.trial_cpus} | ({"gpu": sweep.trial_gpus} if sweep.trial_gpus else {})
+    trainable = tune.with_resources(tune.with_parameters(sweep_trial, cfg=cfg), resources)
+    if restoring:
+        log.info("resuming sweep %s from %s", path.name, path)
+        return tune.Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=True)
+    tuner = tune.Tuner(
+        trainable,
+        param_space=search_space(cfg),
+        tune_config=tune.TuneConfig(
+            num_samples=sweep.num_samples,
+            # TuneConfig.max_concurrent_trials is ignored when a search_alg is given
+            search_alg=BasicVariantGenerator(max_concurrent=sweep.max_concurrent_trials or 0, random_state=sweep.seed),
+        ),
+        run_config=tune.RunConfig(
+            name=path.name,
+            storage_path=str(path.parent),
+            callbacks=[logger],
+            failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
+        ),
+    )
+    write_json(path / STATE_FILE, {"key": sweep_key(cfg), "name": path.name, "created": time.time()})
+    return tuner
+
+
 def log_best(tracker: Tracker, parent: str, best: dict, metric: str) -> None:
     from sarft_ray.data.roles import role_slug
 
@@ -361,45 +404,61 @@ def log_best(tracker: Tracker, parent: str, best: dict, metric: str) -> None:
         tracker.log_summary(parent, {f"best.{slug}.{metric}": entry["best"].get(metric)})
 
 
+def _setting_text(key: str, value: Any) -> str:
+    return f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"
+
+
+def objective_text(objective) -> str:
+    """``max safety_avg; rolebench_spe_rouge_l_first >= 10``."""
+    parts = [f"{objective.mode} {objective.metric}"]
+    for c in objective.constraints:
+        bounds = [f">= {c.min:g}" if c.min is not None else "", f"<= {c.max:g}" if c.max is not None else ""]
+        parts.append(f"{c.metric} " + " and ".join(b for b in bounds if b))
+    return "; ".join(parts)
+
+
+def best_rows(best: dict, varied: list[str], metric: str) -> list[dict[str, Any]]:
+    """One row per role: how many trials were eligible and the chosen one's settings and figure."""
+    rows = []
+    for role, entry in sorted(best.items()):
+        chosen = entry["best"] or {}
+        row = {"role": role, "trials": entry["trials"], "eligible": entry["eligible"]}
+        row["best trial"] = chosen.get("trial_id")
+        row |= {k: chosen.get(k) for k in varied if k != "role"}
+        rows.append(row | {metric: chosen.get(metric), "note": entry["reason"] or ""})
+    return rows
+
+
 def write_sweep_outputs(cfg, name, rows, best, base_table, varied, report_dir: Path) -> Path:
     """trials.json/.md, best.json, plots and index.html under ``report_dir``; returns trials.json's path."""
-    sweep = sweep_section(cfg)
+    objective = sweep_section(cfg).objective
     report_dir.mkdir(parents=True, exist_ok=True)
-    metrics = headline_keys(cfg)
-    columns = ["trial_id", *varied, *[k for k in ("selection", "lambda_kl", "mode", "lr") if k not in varied],
-               *metrics, "train_last_loss", "status"]
+    fixed = [k for k in ("selection", "lambda_kl", "mode", "lr") if k not in varied]
+    columns = ["trial_id", *varied, *fixed, *headline_keys(cfg), "train_last_loss", "status"]
     table_path = report_dir / "trials.json"
     write_json(table_path, {"sweep": name, "columns": columns, "rows": rows})
     write_text(report_dir / "trials.md", report.markdown_table(columns, rows))
-    best_rows = []
-    for role, entry in sorted(best.items()):
-        chosen = entry["best"] or {}
-        best_rows.append({"role": role, "trials": entry["trials"], "eligible": entry["eligible"],
-                          "best trial": chosen.get("trial_id"), **{k: chosen.get(k) for k in varied if k != "role"},
-                          sweep.objective.metric: chosen.get(sweep.objective.metric), "note": entry["reason"] or ""})
-    write_json(report_dir / "best.json", {"objective": sweep.objective.model_dump(mode="json"), "best": best_rows})
+    chosen = best_rows(best, varied, objective.metric)
+    write_json(report_dir / "best.json", {"objective": objective.model_dump(mode="json"), "best": chosen})
 
+    settings = [k for k in varied if k != "role"]
+    best_columns = ["role", "trials", "eligible", "best trial", *settings, objective.metric, "note"]
+    blocks: list[report.Block] = [
+        report.Table("Best trial per role", best_columns, chosen, note=f"objective: {objective_text(objective)}")
+    ]
     ok = [r for r in rows if r["status"] == "ok"]
-    blocks: list[report.Block] = []
-    objective = sweep.objective
-    rule = f"{objective.mode} {objective.metric}" + "".join(
-        f"; {c.metric}" + (f" >= {c.min:g}" if c.min is not None else "") + (f" <= {c.max:g}" if c.max is not None else "")
-        for c in objective.constraints
-    )
-    best_columns = ["role", "trials", "eligible", "best trial", *[k for k in varied if k != "role"], objective.metric, "note"]
-    blocks.append(report.Table("Best trial per role", best_columns, best_rows, note=f"objective: {rule}"))
     if len({r["lambda_kl"] for r in ok}) > 1:
         group = ["role"] + [k for k in varied if k not in ("role", "lambda_kl")]
-        blocks.append(report.Figure("Lambda sensitivity", plots.lambda_sensitivity(ok, report_dir / "lambda_sensitivity.png", group)))
+        chart = plots.lambda_sensitivity(ok, report_dir / "lambda_sensitivity.png", group)
+        blocks.append(report.Figure("Lambda sensitivity", chart))
     points = method_points(ok, varied, base_table)
     if points:
-        blocks.append(report.Figure(
-            "Role quality vs safety (mean over roles)",
-            plots.quality_vs_safety(points, report_dir / "quality_vs_safety.png", title=f"{name}: mean over roles"),
-        ))
+        chart = plots.quality_vs_safety(points, report_dir / "quality_vs_safety.png", title=f"{name}: mean over roles")
+        blocks.append(report.Figure("Role quality vs safety (mean over roles)", chart))
     blocks.append(report.Table("Trials", columns, rows, note="ROUGE-L F x100; refusal rates in %"))
-    report.write_report(report_dir / "index.html", f"SaRFT sweep: {name}", blocks,
-                        f"experiment {cfg.experiment}; model {cfg.model.ref}; written {time.strftime('%Y-%m-%d %H:%M:%S')}")
+    written = time.strftime("%Y-%m-%d %H:%M:%S")
+    subtitle = f"experiment {cfg.experiment}; model {cfg.model.ref}; written {written}"
+    report.write_report(report_dir / "index.html", f"SaRFT sweep: {name}", blocks, subtitle)
     return table_path
 
 
@@ -411,7 +470,8 @@ def method_points(rows: list[dict], varied: list[str], base_table: dict | None) 
         groups.setdefault(tuple(row.get(k) for k in keys), []).append(row)
     points = []
     for setting, members in groups.items():
-        point = {"method": str(members[0]["selection"]), "label": ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in zip(keys, setting) if k != "selection")}
+        label = ", ".join(_setting_text(k, v) for k, v in zip(keys, setting, strict=True) if k != "selection")
+        point = {"method": str(members[0]["selection"]), "label": label}
         for metric in (analysis.QUALITY_METRIC, analysis.SAFETY_METRIC):
             values = [m[metric] for m in members if m.get(metric) is not None]
             point[metric] = sum(values) / len(values) if values else None

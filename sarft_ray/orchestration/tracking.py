@@ -102,6 +102,13 @@ def default_uri(experiment_dir: str | Path) -> str:
     return "sqlite:///" + str(Path(experiment_dir).resolve() / "mlflow.db")
 
 
+def ui_hint(uri: str) -> str:
+    """How to look at the runs: the ``mlflow ui`` command for a sqlite store, else the server's address."""
+    if uri.startswith("sqlite:"):
+        return f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000"
+    return f"MLflow at {redact_url(uri)}"
+
+
 def resolve_uri(configured: str | None, experiment_dir: str | Path) -> str:
     """Config first, then ``MLFLOW_TRACKING_URI``, then the sqlite default."""
     return configured or os.environ.get("MLFLOW_TRACKING_URI") or default_uri(experiment_dir)
@@ -145,7 +152,9 @@ class Tracker:
         found = self.client.get_experiment_by_name(self.spec.experiment)
         if found is None:
             try:
-                return self.client.create_experiment(self.spec.experiment, artifact_location=self.spec.artifact_location)
+                return self.client.create_experiment(
+                    self.spec.experiment, artifact_location=self.spec.artifact_location
+                )
             except MlflowException:  # created meanwhile by another driver
                 found = self.client.get_experiment_by_name(self.spec.experiment)
                 if found is None:
@@ -230,7 +239,9 @@ class Tracker:
     def logged_steps(self, run_id: str, key: str) -> set[int]:
         return {m.step for m in self.client.get_metric_history(run_id, key)}
 
-    def log_history(self, run_id: str, history: Iterable[Mapping[str, Any]], keys: Iterable[str], prefix: str = "train/") -> int:
+    def log_history(
+        self, run_id: str, history: Iterable[Mapping[str, Any]], keys: Iterable[str], prefix: str = "train/"
+    ) -> int:
         """Per-step metrics (each row has ``step``); steps already logged are skipped. Returns rows logged."""
         keys = list(keys)
         done = self.logged_steps(run_id, prefix + keys[0]) if keys else set()
