@@ -16,8 +16,11 @@ Variants, each measured in a fresh process (so peak memory is its own):
 
 A step is forward + backward + AdamW update on one micro-batch of real
 RoleBench rows (John Doe, no system prompt, as training uses). Times are the
-median of the measured steps after warm-up; memory is the process's peak
-resident set (CPU) or peak allocated CUDA memory (GPU). DeepSpeed is not in
+median of the measured steps after warm-up, as process CPU time (default; on
+a shared machine wall time mostly measures the neighbours; one torch thread
+keeps CPU time free of spin-waiting) or wall time (``--clock wall``, use it on
+a GPU or an idle machine). Memory is the process's peak resident set (CPU) or
+peak allocated CUDA memory (GPU). DeepSpeed is not in
 the loop: with one process it adds the same bookkeeping to every variant.
 """
 
@@ -162,9 +165,9 @@ def run_variant(args) -> dict:
         torch.cuda.reset_peak_memory_stats()
     setup_peak = peak_rss_mb()
     reset_ok = reset_peak_rss()
-    times, harmful_rows = [], []
+    times, cpu_times, harmful_rows = [], [], []
     for step in range(args.warmup + args.steps):
-        tic = time.perf_counter()
+        tic, cpu_tic = time.perf_counter(), time.process_time()
         if variant == "release":
             loss, flagged = release_step_loss(model, release_reference, plain, role_batch, unsafe_batch, args.lambda_kl)
         else:
@@ -177,6 +180,7 @@ def run_variant(args) -> dict:
             torch.cuda.synchronize()
         if step >= args.warmup:
             times.append(time.perf_counter() - tic)
+            cpu_times.append(time.process_time() - cpu_tic)
             harmful_rows.append(flagged)
     result = {
         "mode": args.mode,
@@ -187,7 +191,9 @@ def run_variant(args) -> dict:
         "max_len": int(plain["input_ids"].shape[1]),
         "harmful_rows": harmful_rows,
         "step_s": statistics.median(times),
+        "cpu_s": statistics.median(cpu_times),
         "step_times_s": times,
+        "threads": torch.get_num_threads(),
     }
     if device.type == "cuda":
         result["peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
@@ -213,7 +219,9 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--lambda-kl", type=float, default=0.5)
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default)")
+    parser.add_argument("--clock", choices=["cpu", "wall"], default="cpu",
+                        help="which step time the ratios use: process CPU time (robust on a shared machine) or wall time")
     parser.add_argument("--json", help="also write the results here")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--mode", help=argparse.SUPPRESS)
@@ -237,24 +245,26 @@ def main(argv=None) -> int:
                 raise SystemExit(f"{mode}/{variant} failed (exit {proc.returncode})")
             result = json.loads(line.removeprefix("RESULT "))
             results.append(result)
-            print(f"{mode:5s} {variant:8s} step {result['step_s']:7.2f} s  peak {result['peak_mb']:8.0f} MiB  "
-                  f"harmful rows {result['harmful_rows']}", flush=True)
+            print(f"{mode:5s} {variant:8s} wall {result['step_s']:7.2f} s  cpu {result['cpu_s']:7.2f} s  "
+                  f"peak {result['peak_mb']:8.0f} MiB  harmful rows {result['harmful_rows']}", flush=True)
 
+    key = "cpu_s" if args.clock == "cpu" else "step_s"
     print()
+    print(f"step time = median {'process CPU' if key == 'cpu_s' else 'wall'} seconds per step")
     print("| mode | variant | step (s) | x SFT time | peak (MiB) | x SFT peak |")
     print("|---|---|---|---|---|---|")
     base = {r["mode"]: r for r in results if r["variant"] == "sft"}
     for r in results:
         sft = base.get(r["mode"])
-        t = f"{r['step_s'] / sft['step_s']:.2f}" if sft else "-"
+        t = f"{r[key] / sft[key]:.2f}" if sft else "-"
         m = f"{r['peak_mb'] / sft['peak_mb']:.2f}" if sft else "-"
-        print(f"| {r['mode']} | {r['variant']} | {r['step_s']:.2f} | {t} | {r['peak_mb']:.0f} | {m} |")
+        print(f"| {r['mode']} | {r['variant']} | {r[key]:.2f} | {t} | {r['peak_mb']:.0f} | {m} |")
     for mode in args.modes.split(","):
         rel = next((r for r in results if r["mode"] == mode and r["variant"] == "release"), None)
         for frac in ("0.3", "0.9"):
             ours = next((r for r in results if r["mode"] == mode and r["variant"] == f"rbo@{frac}"), None)
             if rel and ours:
-                print(f"{mode}: release / rbo@{frac}: time {rel['step_s'] / ours['step_s']:.2f}x, "
+                print(f"{mode}: release / rbo@{frac}: time {rel[key] / ours[key]:.2f}x, "
                       f"peak {rel['peak_mb'] / ours['peak_mb']:.2f}x")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))

@@ -250,6 +250,7 @@ def train(
                  float(batch["attention_mask"].sum()), 1.0],
                 dtype=torch.float64,
             )
+        totals = totals.to(device)  # nccl reduces device tensors only
         dist.all_reduce(totals)
         elapsed = time.perf_counter() - tic
         loss, ce, kl_sum, harmful, rows, tokens, micro = totals.tolist()
