@@ -144,6 +144,27 @@ def test_sweep_checks_roles_and_objective_metrics_against_the_config(tmp_path):
         ))
 
 
+def test_training_slots_leave_room_for_one_evaluation(tmp_path):
+    from sarft_ray.orchestration.pipeline import training_slots
+
+    def cfg(backend="ray", **training):
+        base = _config_with_sweep(tmp_path, {"space": {"lambda_kl": [0.0]}})
+        ev = base.evaluation.model_copy(update={"backend": backend, "num_actors": 4 if training.get("gpus_per_worker") else 1,
+                                                "actor_num_gpus": 1.0 if training.get("gpus_per_worker") else 0.0})
+        return base.with_updates(training=base.training.model_copy(update=training), evaluation=ev)
+
+    laptop = [{"Alive": True, "Resources": {"CPU": 2.0}}]
+    assert training_slots(cfg(workers=1, cpus_per_worker=1.0), 4, laptop) == 1  # 2 CPUs - 0.5 for evaluation
+    assert training_slots(cfg(workers=1, cpus_per_worker=0.5), 4, laptop) == 3
+    assert training_slots(cfg("local", workers=1, cpus_per_worker=1.0), 4, laptop) == 2
+    assert training_slots(cfg(workers=1, cpus_per_worker=0.5), 2, laptop) == 2  # never more than the roles
+    gpus = dict(workers=4, cpus_per_worker=4.0, gpus_per_worker=1.0)
+    node = {"Alive": True, "Resources": {"CPU": 64.0, "GPU": 8.0}}
+    assert training_slots(cfg(**gpus), 10, [node]) == 1  # 4 GPUs kept for the evaluation actors
+    assert training_slots(cfg(**gpus), 10, [node, dict(node), {"Alive": False, "Resources": {"GPU": 8.0}}]) == 3
+    assert training_slots(cfg(**gpus), 10, [{"Alive": True, "Resources": {"CPU": 8.0, "GPU": 4.0}}]) == 1  # at least 1
+
+
 def test_role_headline_picks_the_role_from_an_evaluation_table():
     table = {
         "benchmarks": {

@@ -4,8 +4,8 @@ Order of work:
 1. the MLflow database and experiment are created on this driver, before Ray starts work;
 2. scoring runs once for all roles (reused when stored);
 3. one thread per role trains (its own Ray Train run) and then evaluates its
-   artefact; as many roles train at once as the cluster can place, and the base
-   model is evaluated alongside;
+   artefact; as many roles train at once as the cluster can place next to one
+   evaluation; evaluations (the base model's first) run one at a time;
 4. as each role finishes, this thread logs it to MLflow (the only writer);
 5. the per-role table, plots and HTML report are written under ``<experiment>/report``.
 
@@ -28,7 +28,7 @@ from typing import Any
 
 from sarft_ray.errors import SarftError
 from sarft_ray.orchestration import plots, report, stages
-from sarft_ray.orchestration.store import write_json, write_text
+from sarft_ray.orchestration.store import write_atomic, write_json, write_text
 from sarft_ray.orchestration.tracking import (
     Tracker,
     TrackerSpec,
@@ -94,13 +94,26 @@ class RunResult:
         return out
 
 
-def training_slots(cfg, roles: int) -> int:
-    """How many roles can train at once: the cluster's room for whole worker groups, at least 1."""
-    import ray
+def training_slots(cfg, roles: int, nodes: list[dict] | None = None) -> int:
+    """How many roles can train at once, at least 1.
 
+    Whole worker groups that fit the cluster once one evaluation (its Ray Data
+    actors) has its share, so evaluations never wait behind every training
+    and trainings never wait for placement.
+    """
     from sarft_ray.training.ray_trainer import placeable_workers
 
-    fits = placeable_workers(ray.nodes(), cfg.training.cpus_per_worker, cfg.training.gpus_per_worker)
+    if nodes is None:
+        import ray
+
+        nodes = ray.nodes()
+    nodes = [{**n, "Resources": dict(n.get("Resources", {}))} for n in nodes if n.get("Alive", True)]
+    ev = cfg.evaluation
+    if ev.backend == "ray" and nodes:
+        largest = max(nodes, key=lambda n: n.get("Resources", {}).get("CPU", 0.0))["Resources"]
+        largest["CPU"] = largest.get("CPU", 0.0) - ev.num_actors * ev.actor_num_cpus
+        largest["GPU"] = largest.get("GPU", 0.0) - ev.num_actors * ev.actor_num_gpus
+    fits = placeable_workers(nodes, cfg.training.cpus_per_worker, cfg.training.gpus_per_worker)
     return max(1, min(roles, fits // cfg.training.workers))
 
 
@@ -211,7 +224,8 @@ def train_and_evaluate(cfg, force: bool, tracker: Tracker, children: dict[str, s
     """Start the role and base threads, then log each to MLflow as it finishes (this thread is the only writer)."""
     slots = training_slots(cfg, len(cfg.roles.names))
     log.info("training up to %d role(s) at once", slots)
-    train_gate, eval_gate = threading.BoundedSemaphore(slots), threading.BoundedSemaphore(slots)
+    # one evaluation at a time: each already spreads over evaluation.num_actors actors
+    train_gate, eval_gate = threading.BoundedSemaphore(slots), threading.BoundedSemaphore(1)
     results: queue.Queue = queue.Queue()
     threading.Thread(target=_base_worker, args=(cfg, force, eval_gate, results), daemon=True).start()
     for role in cfg.roles.names:
@@ -298,12 +312,13 @@ def write_outputs(cfg, rows, report_dir: Path, chart_path: Path, method: str) ->
 
     harmful_png = report_dir / "harmful_fraction.png"
     if Path(chart_path).is_file():
-        shutil.copyfile(chart_path, harmful_png)
-    points = [
-        {**r, "method": BASE if r["model"] == BASE else cfg.training.selection, "label": r["role"]}
-        for r in rows
-        if r["role"] != "mean" and r["status"] == "ok"
-    ]
+        write_atomic(harmful_png, lambda tmp: shutil.copyfile(chart_path, tmp))
+    # one point per role and model; only the means are labelled (role names would pile up)
+    points = []
+    for r in rows:
+        if r["status"] == "ok" or r["role"] == "mean":
+            kind = BASE if r["model"] == BASE else cfg.training.selection
+            points.append({**r, "method": kind, "label": "mean" if r["role"] == "mean" else None})
     title = f"{cfg.experiment}: base vs {method}"
     scatter = plots.quality_vs_safety(points, report_dir / "quality_vs_safety.png", title=title)
     blocks = [

@@ -233,7 +233,7 @@ def _make_logger(spec: TrackerSpec, parent_id: str, name: str, varied: list[str]
     from ray import tune
 
     class MlflowTrialLogger(tune.Callback):
-        """Logs each trial to MLflow when it finishes or fails (runs on the Tune driver)."""
+        """Logs training steps as they arrive and each trial when it finishes or fails (on the Tune driver)."""
 
         def __init__(self):
             self._tracker = None
