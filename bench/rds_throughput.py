@@ -17,8 +17,12 @@ Modes:
                transformers (no tokenizer, Ray, pyarrow or pydantic), so it runs
                on a bare GPU machine.
 
+On a machine shared with other work, wall-clock rates swing with the load;
+with ``--threads 1`` the process's CPU time (also reported) measures the work
+each scorer does and is far steadier.
+
 Examples:
-    python bench/rds_throughput.py --samples 200 --threads 2
+    python bench/rds_throughput.py --samples 200 --threads 1
     python bench/rds_throughput.py --mode synthetic --device cuda --dtype bfloat16 --samples 512 --batch-size 32
 """
 
@@ -47,11 +51,12 @@ def _sync(device: str) -> None:
 
 
 def _timed(fn, device: str):
+    """Run ``fn``; return its result, wall-clock seconds and this process's CPU seconds."""
     _sync(device)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     out = fn()
     _sync(device)
-    return out, time.perf_counter() - start
+    return out, time.perf_counter() - start, time.process_time() - cpu_start
 
 
 def _load() -> str:
@@ -127,18 +132,30 @@ def run_smollm2(args) -> dict:
     }
     outputs = {name: [] for name in phases}
     seconds = dict.fromkeys(phases, 0.0)
+    cpu_seconds = dict.fromkeys(phases, 0.0)
     # The phases take turns role by role, so a change in the machine's load hits all three alike.
     load_before = _load()
     with torch.no_grad():
         for role, rows in by_role.items():
             for name, fn in phases.items():
-                out, took = _timed(lambda: fn(rows), args.device)
+                out, took, cpu = _timed(lambda: fn(rows), args.device)
                 outputs[name] += out
                 seconds[name] += took
-                print(f"{role}: {name}: {len(rows)} samples in {took:.1f} s", flush=True)
+                cpu_seconds[name] += cpu
+                print(f"{role}: {name}: {len(rows)} samples in {took:.1f} s wall, {cpu:.1f} s CPU", flush=True)
+    n = len(samples)
     for name in phases:
-        results["phases"][name] = {"seconds": round(seconds[name], 2), "samples_per_s": round(len(samples) / seconds[name], 3)}
-        print(f"{name}: {len(samples)} samples in {seconds[name]:.1f} s = {len(samples) / seconds[name]:.2f} samples/s", flush=True)
+        results["phases"][name] = {
+            "seconds": round(seconds[name], 2),
+            "samples_per_s": round(n / seconds[name], 3),
+            "cpu_seconds": round(cpu_seconds[name], 2),
+            "samples_per_cpu_s": round(n / cpu_seconds[name], 3),
+        }
+        print(
+            f"{name}: {n} samples in {seconds[name]:.1f} s = {n / seconds[name]:.2f} samples/s wall; "
+            f"{cpu_seconds[name]:.1f} s CPU = {n / cpu_seconds[name]:.2f} samples per CPU-second",
+            flush=True,
+        )
     results["loadavg_before"], results["loadavg_after"] = load_before, _load()
     a, c = outputs["a_naive_3pass"], outputs["c_batched_2pass_prefix"]
     results["max_abs_diff_mean_logp_a_vs_c"] = max(abs(x[k] - y[k]) for x, y in zip(a, c, strict=True) for k in ("role", "unsafe"))
@@ -219,7 +236,7 @@ def run_synthetic(args) -> dict:
             ("b_batched_2pass", lambda: batched(False), len(samples)),
             ("c_batched_2pass_prefix", lambda: batched(True), len(samples)),
         ):
-            outputs[name], seconds = _timed(fn, args.device)
+            outputs[name], seconds, _ = _timed(fn, args.device)
             conditions = 3 if name.startswith("a_") else 2
             tokens = sum(len(heads[c]) + len(q) + len(a) for q, a in samples[:n] for c in ("role", "unsafe", "none")[:conditions])
             results["phases"][name] = {
@@ -238,9 +255,8 @@ def run_synthetic(args) -> dict:
 # ------------------------------------------------------------------------ main
 
 
-def ratios(results: dict) -> dict:
-    p = results["phases"]
-    rate = {k: v["samples_per_s"] for k, v in p.items()}
+def ratios(results: dict, key: str = "samples_per_s") -> dict:
+    rate = {k: v[key] for k, v in results["phases"].items()}
     return {
         "b_over_a": round(rate["b_batched_2pass"] / rate["a_naive_3pass"], 2),
         "c_over_a": round(rate["c_batched_2pass_prefix"] / rate["a_naive_3pass"], 2),
@@ -264,6 +280,8 @@ def main(argv=None) -> int:
 
     results = run_smollm2(args) if args.mode == "smollm2" else run_synthetic(args)
     results["ratios"] = ratios(results)
+    if args.mode == "smollm2":
+        results["ratios_cpu_time"] = ratios(results, "samples_per_cpu_s")
     results["settings"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     results["environment"] = {
         "torch": torch.__version__,
@@ -272,7 +290,10 @@ def main(argv=None) -> int:
         "cpu_count": os.cpu_count(),
     }
     r = results["ratios"]
-    print(f"ratios: (b)/(a) = {r['b_over_a']}x   (c)/(a) = {r['c_over_a']}x   (c)/(b) = {r['c_over_b']}x")
+    print(f"ratios (wall clock): (b)/(a) = {r['b_over_a']}x   (c)/(a) = {r['c_over_a']}x   (c)/(b) = {r['c_over_b']}x")
+    if "ratios_cpu_time" in results:
+        r = results["ratios_cpu_time"]
+        print(f"ratios (CPU time):   (b)/(a) = {r['b_over_a']}x   (c)/(a) = {r['c_over_a']}x   (c)/(b) = {r['c_over_b']}x")
     print(json.dumps(results, indent=2))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
