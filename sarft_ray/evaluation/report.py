@@ -2,39 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from sarft_ray.atomic import write_json, write_parquet, write_text  # noqa: F401 - re-exported for the runner
 from sarft_ray.evaluation.metrics import count_labels, counts_by_group, mean
-
-
-def _atomic(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_text(path: Path, text: str) -> None:
-    _atomic(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
-
-
-def write_json(path: Path, obj) -> None:
-    write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
-
-
-def write_parquet(path: Path, table: pa.Table) -> None:
-    _atomic(path, lambda tmp: pq.write_table(table, tmp))
 
 
 def rolebench_summary(scores: pa.Table, roles: list[str] = ()) -> dict:

@@ -9,34 +9,10 @@ the outputs it names still exist; ``force`` ignores records.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-
-def write_atomic(path: Path, write: Callable[[str], None]) -> None:
-    """Call ``write(tmp_path)`` then rename into place, so readers see all or nothing."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name}-", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; outputs are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_text(path: Path, text: str) -> None:
-    write_atomic(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
-
-
-def write_json(path: Path, obj: Any) -> None:
-    write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
+from sarft_ray.atomic import write_atomic, write_json, write_text  # noqa: F401 - re-exported
 
 
 def read_json(path: Path) -> Any:

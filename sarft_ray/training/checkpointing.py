@@ -22,6 +22,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol
 
+from sarft_ray.atomic import write_text
+
 FINAL = "final"
 STATE_TAG = "state"
 
@@ -121,13 +123,4 @@ def copy_atomic(source: Path, target: Path) -> None:
 
 def write_text_atomic(path: Path, text: str) -> None:
     """Write a small text file via a temporary file and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    write_text(path, text)
