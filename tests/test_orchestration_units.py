@@ -227,6 +227,7 @@ def test_plots_and_report_are_written(tmp_path):
     assert "&lt;A&gt;" in text and "91.23" in text and 'src="scatter.png"' in text and "Title &lt;x&gt;" in text
     assert not list(tmp_path.glob(".tmp-*"))  # atomic writes leave no temporary files
     assert report.markdown_table(["a", "b"], [{"a": 1.5, "b": None}]).splitlines()[2] == "| 1.50 | - |"
+    assert [report.fmt(v) for v in (2e-4, 0.0, 98.456, 3, "rds")] == ["2.00e-04", "0.00", "98.46", "3", "rds"]
 
 
 # ---------------------------------------------------------------------------- MLflow

@@ -49,13 +49,13 @@ Block = Table | Figure | Text
 
 
 def fmt(value: Any) -> str:
-    """Numbers with two decimals, missing values as a dash."""
+    """Numbers with two decimals (small ones such as learning rates in e-notation), missing values as a dash."""
     if value is None:
         return "-"
     if isinstance(value, bool):
         return str(value)
     if isinstance(value, float):
-        return f"{value:.2f}"
+        return f"{value:.2f}" if value == 0 or abs(value) >= 0.01 else f"{value:.2e}"
     return str(value)
 
 

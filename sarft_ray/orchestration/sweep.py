@@ -64,7 +64,7 @@ class SweepResult:
             if best is None:
                 out.append(f"  {role}: no best trial ({entry['reason']})")
             else:
-                varied = ", ".join(f"{k}={best[k]}" for k in best.get("varied", []))
+                varied = ", ".join(f"{k}={best[k]}" for k in best.get("varied", []) if k != "role")
                 out.append(f"  {role}: best {best['trial_id']} ({varied})")
         out += [f"report: {self.report_path}", f"mlflow run {self.mlflow_run_id}: {ui_hint(self.tracking_uri)}"]
         return out
