@@ -1,0 +1,11 @@
+"""RBO: role-safety balanced optimisation (stage 2).
+
+- ``config``: the ``training`` config section (``TrainingConfig``).
+- ``loss``: the pure objective, CE on every row + lambda * KL on the harmful rows.
+- ``reference``: p_ref (LoRA: adapter disabled; full: frozen copy).
+- ``data``: training-set checks, tokenising, batching, the resumable step plan.
+- ``recipe``: the training loop (runs without Ray); ``ray_trainer``: the same loop on Ray Train.
+- ``entry.train_role``: what the CLI (``cli_hook``) and ``jobs/train.py`` call.
+
+Nothing is imported here, so reading a config does not import torch.
+"""
