@@ -27,7 +27,6 @@ the loop: with one process it adds the same bookkeeping to every variant.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import re
@@ -128,7 +127,11 @@ def run_variant(args) -> dict:
     from sarft_ray.training.data import collate, encode_rows
     from sarft_ray.training.loss import LossOptions, rbo_forward
     from sarft_ray.training.recipe import prepare_trainable
-    from sarft_ray.training.reference import FrozenCopyReference, build_reference, policy_logits
+    from sarft_ray.training.reference import (
+        FrozenCopyReference,
+        build_reference,
+        policy_logits,
+    )
 
     torch.manual_seed(0)
     if args.threads:
@@ -238,7 +241,7 @@ def main(argv=None) -> int:
             cmd = [sys.executable, __file__, "--worker", "--mode", mode, "--variant", variant,
                    "--model", args.model, "--data", args.data, "--batch", str(args.batch), "--steps", str(args.steps),
                    "--warmup", str(args.warmup), "--lambda-kl", str(args.lambda_kl), "--threads", str(args.threads)]
-            proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
             line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
             if proc.returncode != 0 or line is None:
                 print(proc.stderr[-3000:], file=sys.stderr)

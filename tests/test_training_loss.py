@@ -12,9 +12,9 @@ from sarft_ray.training.loss import (
     LossOptions,
     ce_per_row,
     kl_per_row,
-    reference_targets,
     rbo_forward,
     rbo_loss,
+    reference_targets,
     token_kl,
 )
 

@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
+from test_training_recipe import ALL_LINEAR, experiment, memo_table, reload_and_generate
 
 from sarft_ray.training.entry import train_role
 from sarft_ray.training.ray_trainer import TrainingFailed
-from test_training_recipe import ALL_LINEAR, experiment, memo_table, reload_and_generate
 
 pytestmark = pytest.mark.slow
 

@@ -7,7 +7,11 @@ import torch
 from sarft_ray.models import build_tiny_model, build_tiny_tokenizer
 from sarft_ray.training.config import TrainingConfig
 from sarft_ray.training.recipe import prepare_trainable
-from sarft_ray.training.reference import AdapterDisabledReference, FrozenCopyReference, build_reference
+from sarft_ray.training.reference import (
+    AdapterDisabledReference,
+    FrozenCopyReference,
+    build_reference,
+)
 
 
 def _inputs():

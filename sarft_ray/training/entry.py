@@ -19,7 +19,12 @@ import pyarrow as pa
 from pydantic import ValidationError
 
 from sarft_ray.errors import SarftError
-from sarft_ray.training.checkpointing import FINAL, LocalCheckpoints, install_final, write_text_atomic
+from sarft_ray.training.checkpointing import (
+    FINAL,
+    LocalCheckpoints,
+    install_final,
+    write_text_atomic,
+)
 from sarft_ray.training.config import TrainingConfig
 from sarft_ray.training.data import check_training_table, table_rows
 from sarft_ray.training.recipe import TrainJob
@@ -159,10 +164,14 @@ def summary_lines(summary: dict) -> list[str]:
     """A few lines for the terminal: where the artefact is and how the loss moved."""
     history = summary.get("history") or []
     lines = [
-        f"role: {summary.get('role')}  mode: {summary.get('mode')}  selection: {summary.get('selection')}  "
-        f"lambda: {summary.get('lambda_kl')}",
-        f"rows: {summary.get('rows')} ({summary.get('harmful_rows')} harmful)  steps: {summary.get('final_step')}"
-        f"/{summary.get('steps')}  workers: {summary.get('world_size')}",
+        (
+            f"role: {summary.get('role')}  mode: {summary.get('mode')}  selection: {summary.get('selection')}  "
+            f"lambda: {summary.get('lambda_kl')}"
+        ),
+        (
+            f"rows: {summary.get('rows')} ({summary.get('harmful_rows')} harmful)  "
+            f"steps: {summary.get('final_step')}/{summary.get('steps')}  workers: {summary.get('world_size')}"
+        ),
     ]
     if history:
         lines.append(

@@ -167,7 +167,13 @@ def fit(
     ``on_step`` and ``callbacks`` (``ray.train.UserCallback``) see every step's
     metrics; both run in Ray Train's controller process.
     """
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig, TrainingFailedError
+    from ray.train import (
+        CheckpointConfig,
+        FailureConfig,
+        RunConfig,
+        ScalingConfig,
+        TrainingFailedError,
+    )
     from ray.train.torch import TorchConfig, TorchTrainer
 
     cfg = TrainingConfig.model_validate(job.training)

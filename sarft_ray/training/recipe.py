@@ -30,7 +30,12 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from sarft_ray.training.checkpointing import FINAL, STATE_TAG, CheckpointStore, LocalCheckpoints
+from sarft_ray.training.checkpointing import (
+    FINAL,
+    STATE_TAG,
+    CheckpointStore,
+    LocalCheckpoints,
+)
 from sarft_ray.training.config import TrainingConfig
 from sarft_ray.training.data import StepPlan, collate, encode_rows
 from sarft_ray.training.loss import LossOptions, rbo_forward
