@@ -40,7 +40,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sarft_ray.scoring.logprob import batched_logprob_sums, compute_prefix, reference_logprob  # noqa: E402
+from sarft_ray.scoring.logprob import (
+    batched_logprob_sums,
+    compute_prefix,
+    reference_logprob,
+)
 
 DEMO_ROLES = ["John Doe", "Tom Ripley", "John Keating", "Walt Kowalski"]
 
@@ -70,7 +74,12 @@ def _load() -> str:
 
 
 def smollm2_samples(n: int):
-    from sarft_ray.data import CorpusConfig, PromptsConfig, load_corpus, load_role_prompts
+    from sarft_ray.data import (
+        CorpusConfig,
+        PromptsConfig,
+        load_corpus,
+        load_role_prompts,
+    )
     from sarft_ray.paths import data_dir
 
     base = data_dir()
@@ -138,7 +147,7 @@ def run_smollm2(args) -> dict:
     with torch.no_grad():
         for role, rows in by_role.items():
             for name, fn in phases.items():
-                out, took, cpu = _timed(lambda: fn(rows), args.device)
+                out, took, cpu = _timed(lambda fn=fn, rows=rows: fn(rows), args.device)
                 outputs[name] += out
                 seconds[name] += took
                 cpu_seconds[name] += cpu
@@ -172,8 +181,8 @@ def llama_config(size: str, vocab: int):
 
     shapes = {
         # Llama-3.2-1B's shape (about 1.24B parameters with its 128k vocabulary).
-        "1b": dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32, num_key_value_heads=8),
-        "tiny": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2),
+        "1b": {"hidden_size": 2048, "intermediate_size": 8192, "num_hidden_layers": 16, "num_attention_heads": 32, "num_key_value_heads": 8},
+        "tiny": {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2},
     }
     return LlamaConfig(vocab_size=vocab, max_position_embeddings=4096, tie_word_embeddings=True, rope_theta=500000.0, **shapes[size])
 

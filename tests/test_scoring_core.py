@@ -15,7 +15,11 @@ from sarft_ray.models import build_tiny_model, build_tiny_tokenizer, encode_pair
 from sarft_ray.models.tiny import CHATML_TEMPLATE, NO_SYSTEM_TEMPLATE, SPECIAL_TOKENS
 from sarft_ray.scoring.config import ScoringConfig
 from sarft_ray.scoring.core import PrefixCache, score_role_samples, shared_prefix_ids
-from sarft_ray.scoring.logprob import batched_logprob_sums, compute_prefix, reference_logprob
+from sarft_ray.scoring.logprob import (
+    batched_logprob_sums,
+    compute_prefix,
+    reference_logprob,
+)
 
 PROMPTS = RolePrompts(
     "Captain Test",

@@ -9,10 +9,10 @@ import sys
 import pyarrow.parquet as pq
 import pytest
 import torch
+from test_scoring_store import ROLES, load, write_experiment
 
 from sarft_ray.errors import SarftError
 from sarft_ray.paths import REPO_ROOT
-from test_scoring_store import ROLES, load, write_experiment
 
 
 @pytest.fixture
@@ -117,7 +117,7 @@ def test_job_script_reports_bad_input_in_one_line(tmp_path):
     path = write_experiment(tmp_path, model_ref=str(tmp_path / "no-such-model"))
     (tmp_path / "prompts.json").write_text(json.dumps({"Captain Test": "You are Captain Test."}))
     proc = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "jobs" / "score.py"), "--config", str(path)], capture_output=True, text=True
+        [sys.executable, str(REPO_ROOT / "jobs" / "score.py"), "--config", str(path)], capture_output=True, text=True, check=False
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("error: ")

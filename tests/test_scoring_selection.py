@@ -5,11 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pytest
+from test_scoring_store import load, write_experiment
 
 from sarft_ray.errors import SarftError
-from sarft_ray.scoring.schema import SCORE_FIELDS, STAGED_SCHEMA, TRAINING_SET_SCHEMA, scores_table
+from sarft_ray.scoring.schema import (
+    SCORE_FIELDS,
+    STAGED_SCHEMA,
+    TRAINING_SET_SCHEMA,
+    scores_table,
+)
 from sarft_ray.scoring.selection import select_training_rows, selection_mask
-from test_scoring_store import load, write_experiment
 
 HARMFUL = np.array([True, False, False, True, False, False, True, False, False, False])
 

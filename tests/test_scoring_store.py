@@ -18,7 +18,12 @@ from sarft_ray.data.roles import role_slug
 from sarft_ray.errors import SarftError
 from sarft_ray.scoring.staging import stage_corpus
 from sarft_ray.scoring.store import ScoresWriter, inputs_hash, scoring_inputs
-from sarft_ray.scoring.summary import RoleAccumulator, plot_harmful_fraction, read_summary, write_summary
+from sarft_ray.scoring.summary import (
+    RoleAccumulator,
+    plot_harmful_fraction,
+    read_summary,
+    write_summary,
+)
 
 ROLES = ["Captain Test", "Doctor Byte"]
 

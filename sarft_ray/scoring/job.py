@@ -19,7 +19,12 @@ from sarft_ray.scoring.store import (
     scores_root,
     scoring_inputs,
 )
-from sarft_ray.scoring.summary import RoleStats, plot_harmful_fraction, read_summary, write_summary
+from sarft_ray.scoring.summary import (
+    RoleStats,
+    plot_harmful_fraction,
+    read_summary,
+    write_summary,
+)
 
 if TYPE_CHECKING:
     from sarft_ray.config import ExperimentConfig

@@ -152,7 +152,7 @@ def run_scoring(
                 writer.write(role, part)
                 tally[role].update(part)
             bar.update(batch.num_rows)
-    except Exception as exc:  # noqa: BLE001 - re-raised as the user's error when it is one
+    except Exception as exc:
         cause = user_error(exc)
         if cause is not None:
             raise cause from None

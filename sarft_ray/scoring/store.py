@@ -20,7 +20,7 @@ files directly; other readers should pass ``partitioning=None``.
 from __future__ import annotations
 
 import hashlib
-import json
+import logging
 import os
 import shutil
 import uuid
@@ -36,6 +36,8 @@ from sarft_ray.scoring.schema import SCORES_SCHEMA
 
 if TYPE_CHECKING:
     from sarft_ray.config import ExperimentConfig
+
+log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 SUMMARY_NAME = "summary.json"
@@ -163,8 +165,8 @@ class ScoresWriter:
         for writer in self._writers.values():
             try:
                 writer.close()
-            except Exception:  # noqa: BLE001 - best effort while already failing
-                pass
+            except Exception as exc:  # noqa: BLE001 - best effort while already failing
+                log.debug("closing a parquet writer while aborting: %s", exc)
         self._writers.clear()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
@@ -216,7 +218,3 @@ def load_training_set(cfg: ExperimentConfig, role: str, selection: str, seed: in
         raise SarftError(f"role '{role}': stored scores hold no 'train' rows (scoring.splits is {cfg.scoring.splits})")
     return table
 
-
-def read_inputs(directory: Path) -> dict:
-    """The inputs recorded in a scores directory's summary."""
-    return json.loads((Path(directory) / SUMMARY_NAME).read_text())["meta"]["inputs"]
