@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from sarft_ray.config_base import ConfigPath, StrictModel
 from sarft_ray.data.config import RolesConfig
@@ -59,6 +59,31 @@ class ExperimentConfig(StrictModel):
     ray: RayConfig = RayConfig()
     sweep: SweepConfig | None = Field(default=None, description="Ray Tune search space for `sarft-ray sweep`")
     source: Path | None = Field(default=None, exclude=True, description="the file this config was read from")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _scoring_and_training_lengths_agree(cls, data):
+        """RDS flags describe the answer tokens training learns: both stages cut questions and answers alike.
+
+        A length set in one section only is used by both; set in both, the values must match.
+        """
+        if not isinstance(data, dict):
+            return data
+        scoring, training = data.get("scoring") or {}, data.get("training") or {}
+        if not isinstance(scoring, dict) or not isinstance(training, dict):
+            return data
+        scoring, training = dict(scoring), dict(training)
+        for name in ("max_source_tokens", "max_target_tokens"):
+            if name in scoring and name in training and scoring[name] != training[name]:
+                raise ValueError(
+                    f"training.{name}: {training[name]} differs from scoring.{name}: {scoring[name]}; "
+                    "RDS must score the tokens training learns, so set one value (either section)"
+                )
+            if name in scoring:
+                training.setdefault(name, scoring[name])
+            elif name in training:
+                scoring[name] = training[name]
+        return {**data, "scoring": scoring, "training": training}
 
     @field_validator("roles")
     @classmethod
@@ -122,7 +147,9 @@ def format_validation_error(source: str, exc: ValidationError) -> str:
         loc = _dotted(tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))))
         msg = err["msg"].removeprefix("Value error, ")
         msg = msg[:1].lower() + msg[1:]
-        if err["type"] == "extra_forbidden":
+        if not loc:  # a check across sections names its fields itself
+            problems.append(msg)
+        elif err["type"] == "extra_forbidden":
             problems.append(f"{loc}: unknown key")
         elif err["type"] == "missing":
             problems.append(f"{loc}: required field is missing")

@@ -8,6 +8,7 @@ from sarft_ray.config import ExperimentConfig
 from sarft_ray.data import load_corpus, load_role_prompts
 from sarft_ray.errors import SarftError
 from sarft_ray.models.loading import ALIASES, _looks_like_path
+from sarft_ray.scoring.store import experiment_heldout
 
 
 def check_model_ref(ref: str) -> str:
@@ -27,11 +28,15 @@ def check_model_ref(ref: str) -> str:
 def check_inputs(cfg: ExperimentConfig) -> list[str]:
     """Read every input the config names; return one human-readable line per check."""
     lines = [f"model: {check_model_ref(cfg.model.ref)}"]
-    corpus = load_corpus(cfg.roles.corpus, cfg.roles.names)
+    removed: dict[str, int] = {}
+    corpus = load_corpus(cfg.roles.corpus, cfg.roles.names, heldout=experiment_heldout(cfg), removed=removed)
     counts = corpus.group_by(["role", "split"]).aggregate([("sample_id", "count")]).to_pylist()
     for role in cfg.roles.names:
         per_split = {c["split"]: c["sample_id_count"] for c in counts if c["role"] == role}
-        lines.append(f"role {role}: {per_split.get('train', 0)} train / {per_split.get('test', 0)} test samples")
+        lines.append(
+            f"role {role}: {per_split.get('train', 0)} train / {per_split.get('test', 0)} test samples "
+            f"({removed.get(role, 0)} evaluation question(s) held out of training)"
+        )
     load_role_prompts(cfg.roles.prompts, cfg.roles.names)
     lines.append(f"prompts: {len(cfg.roles.names)} roles found in {cfg.roles.prompts.path}")
     lines.extend(_stage_checks(cfg))

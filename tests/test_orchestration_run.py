@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from sarft_ray.config import parse_config
+from sarft_ray.data.roles import role_slug
 from sarft_ray.paths import data_dir
 
 pytestmark = pytest.mark.slow
@@ -92,7 +93,8 @@ def test_run_two_roles_tracks_runs_metrics_and_artefacts(ray_local, tiny_model_d
     parent = by_kind["run"][0]
     assert parent.info.run_id == result.mlflow_run_id and parent.info.status == "FINISHED"
     assert parent.data.params["training.lambda_kl"] == "0.5" and parent.data.params["model.ref"] == str(tiny_model_dir)
-    assert {"tuned/safety_avg", "base/safety_avg"} <= set(parent.data.metrics)
+    assert {"tuned/safety_avg", "base/safety_avg", "heldout_removed_total"} <= set(parent.data.metrics)
+    assert {f"heldout_removed.{role_slug(role)}" for role in ROLES} <= set(parent.data.metrics)
     parent_files = {f.path for f in client.list_artifacts(parent.info.run_id, "report")}
     assert {"report/index.html", "report/table.json", "report/quality_vs_safety.png", "report/harmful_fraction.png"} <= parent_files
     assert {f.path for f in client.list_artifacts(parent.info.run_id, "scores")} == {"scores/summary.json", "scores/harmful_fraction.png"}

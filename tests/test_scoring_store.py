@@ -17,7 +17,7 @@ from sarft_ray.data import load_role_prompts
 from sarft_ray.data.roles import role_slug
 from sarft_ray.errors import SarftError
 from sarft_ray.scoring.staging import stage_corpus
-from sarft_ray.scoring.store import ScoresWriter, inputs_hash, scoring_inputs
+from sarft_ray.scoring.store import ScoresWriter, experiment_heldout, inputs_hash, scoring_inputs
 from sarft_ray.scoring.summary import (
     RoleAccumulator,
     plot_harmful_fraction,
@@ -70,7 +70,10 @@ def test_staging_writes_one_file_per_role_with_row_indices(tmp_path):
     assert staged.counts == {"Captain Test": 3, "Doctor Byte": 3}
     table = pq.read_table(staged.files["Doctor Byte"])
     assert table["row_index"].to_pylist() == [0, 1, 2]
-    assert table["sample_id"].to_pylist() == ["Doc-0", "Doc-1", "Doc-2"]
+    ids = table["sample_id"].to_pylist()
+    # a seeded sample, kept in corpus order
+    assert len(set(ids)) == 3 and set(ids) <= {f"Doc-{i}" for i in range(5)} and ids == sorted(ids)
+    assert staged.heldout_removed == {"Captain Test": 0, "Doctor Byte": 0}
     assert set(table["role"].to_pylist()) == {"Doctor Byte"}
     assert pq.ParquetFile(staged.files["Doctor Byte"]).num_row_groups == 2  # written in chunks of 2
 
@@ -125,8 +128,9 @@ def test_hash_follows_what_changes_the_scores_and_ignores_speed_settings(tmp_pat
     path = write_experiment(tmp_path)
     cfg = load(path)
 
-    def digest(c):
-        return inputs_hash(scoring_inputs(c, load_role_prompts(c.roles.prompts, c.roles.names)))
+    def digest(c, heldout=None):
+        heldout = experiment_heldout(c) if heldout is None else heldout
+        return inputs_hash(scoring_inputs(c, load_role_prompts(c.roles.prompts, c.roles.names), heldout))
 
     base = digest(cfg)
     assert digest(load(path)) == base
@@ -137,6 +141,21 @@ def test_hash_follows_what_changes_the_scores_and_ignores_speed_settings(tmp_pat
     assert digest(cfg.with_updates(model=cfg.model.model_copy(update={"ref": "smollm2-135m-instruct"}))) != base
     corpus = cfg.roles.corpus.model_copy(update={"max_samples_per_role": 2})
     assert digest(cfg.with_updates(roles=cfg.roles.model_copy(update={"corpus": corpus}))) != base
+    resampled = corpus.model_copy(update={"sample_seed": 1})
+    assert digest(cfg.with_updates(roles=cfg.roles.model_copy(update={"corpus": resampled}))) != digest(
+        cfg.with_updates(roles=cfg.roles.model_copy(update={"corpus": corpus}))
+    )
+    # the precision scores are computed in: bf16 on a GPU is not fp32 on a CPU
+    on_gpu = cfg.with_updates(scoring=cfg.scoring.model_copy(update={"num_gpus_per_actor": 1}))
+    assert digest(on_gpu) != base
+    assert digest(on_gpu.with_updates(model=cfg.model.model_copy(update={"dtype": "float32"}))) != digest(on_gpu)
+    assert digest(cfg.with_updates(model=cfg.model.model_copy(update={"dtype": "bfloat16"}))) != base
+    # the evaluation questions held out of the corpus
+    more = experiment_heldout(cfg)
+    more.add("extra", ["One more evaluation question?"], "Captain Test")
+    assert digest(cfg, more) != base
+    fewer = cfg.evaluation.model_copy(update={"benchmarks": ["advbench"]})
+    assert digest(cfg.with_updates(evaluation=fewer)) != base
     prompts_file = tmp_path / "prompts.json"
     prompts_file.write_text(prompts_file.read_text().replace("a pirate", "a privateer"))
     assert digest(cfg) != base

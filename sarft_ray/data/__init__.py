@@ -1,7 +1,16 @@
 """Corpora, role prompts and safety benchmarks, with located errors for bad input."""
 
 from sarft_ray.data.config import CorpusConfig, CorpusFile, PromptsConfig, RolesConfig
-from sarft_ray.data.corpus import CORPUS_SCHEMA, assign_split, corpus_roles, iter_corpus_rows, iter_rolebench, load_corpus
+from sarft_ray.data.corpus import (
+    CORPUS_SCHEMA,
+    assign_split,
+    corpus_roles,
+    corpus_rows,
+    iter_corpus_rows,
+    iter_rolebench,
+    load_corpus,
+)
+from sarft_ray.data.heldout import HeldOutQuestions, normalise_question
 from sarft_ray.data.prompts import DEFAULT_UNSAFE_INSTRUCTION, RolePrompts, load_role_prompts, unsafe_variant
 from sarft_ray.data.roles import match_role, role_key, role_slug
 from sarft_ray.data.safety import SAFETY_SCHEMA, load_advbench, load_beavertails
@@ -12,11 +21,13 @@ __all__ = [
     "SAFETY_SCHEMA",
     "CorpusConfig",
     "CorpusFile",
+    "HeldOutQuestions",
     "PromptsConfig",
     "RolePrompts",
     "RolesConfig",
     "assign_split",
     "corpus_roles",
+    "corpus_rows",
     "iter_corpus_rows",
     "iter_rolebench",
     "load_advbench",
@@ -24,6 +35,7 @@ __all__ = [
     "load_corpus",
     "load_role_prompts",
     "match_role",
+    "normalise_question",
     "role_key",
     "role_slug",
     "unsafe_variant",

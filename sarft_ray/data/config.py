@@ -24,7 +24,10 @@ class CorpusConfig(StrictModel):
     paths: list[CorpusFile] = Field(min_length=1)
     test_fraction: float = Field(default=0.1, ge=0.0, lt=1.0)
     split_seed: int = 0
-    max_samples_per_role: int | None = Field(default=None, ge=1)
+    max_samples_per_role: int | None = Field(
+        default=None, ge=1, description="a seeded sample of at most N rows per role and split, drawn across all files"
+    )
+    sample_seed: int = Field(default=0, description="seed of the max_samples_per_role sample")
 
     @field_validator("paths", mode="before")
     @classmethod

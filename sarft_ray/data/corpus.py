@@ -8,6 +8,7 @@ within a role, stable across runs), ``input``, ``output``, ``references``
 from __future__ import annotations
 
 import hashlib
+import heapq
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sarft_ray.data.config import CorpusConfig, CorpusFile
+from sarft_ray.data.heldout import HeldOutQuestions
 from sarft_ray.data.readers import iter_csv, iter_jsonl
 from sarft_ray.data.roles import match_role, role_key
 from sarft_ray.errors import SarftError
@@ -136,22 +138,70 @@ def corpus_roles(cfg: CorpusConfig) -> list[str]:
     return list(names.values())
 
 
-def load_corpus(cfg: CorpusConfig, roles: Iterable[str], source_label: str = "roles.corpus") -> pa.Table:
-    """All rows of ``roles``; ``max_samples_per_role`` keeps the first N of each split.
+def drop_heldout(rows: Iterable[dict], heldout: HeldOutQuestions | None, removed: dict[str, int]) -> Iterator[dict]:
+    """Rows of the ``train`` split whose question evaluation asks are dropped; ``removed`` counts them per role.
+
+    Test-split rows stay: they are the held-out RAW items themselves.
+    """
+    for row in rows:
+        if heldout is not None and row["split"] == "train" and heldout.contains(row["role"], row["input"]):
+            removed[row["role"]] = removed.get(row["role"], 0) + 1
+            continue
+        yield row
+
+
+def _sample_rank(seed: int, row: dict) -> int:
+    digest = hashlib.sha256(f"{seed}|{role_key(row['role'])}|{row['split']}|{row['sample_id']}".encode()).digest()
+    return int.from_bytes(digest[:8], "big")
+
+
+def sample_rows(rows: Iterable[dict], limit: int | None, seed: int) -> Iterator[dict]:
+    """At most ``limit`` rows per (role, split), a seeded sample across all files, in corpus order.
+
+    Each row's rank is a hash of (seed, role, split, sample id) and the
+    ``limit`` lowest ranks are kept, so the sample does not depend on file
+    order and memory holds at most ``limit`` rows per (role, split).
+    """
+    if limit is None:
+        yield from rows
+        return
+    heaps: dict[tuple[str, str], list[tuple[int, int, dict]]] = {}
+    for index, row in enumerate(rows):
+        heap = heaps.setdefault((row["role"], row["split"]), [])
+        entry = (-_sample_rank(seed, row), index, row)  # a max-heap of ranks: the worst kept row on top
+        if len(heap) < limit:
+            heapq.heappush(heap, entry)
+        elif entry[0] > heap[0][0]:
+            heapq.heapreplace(heap, entry)
+    kept = sorted((index, row) for heap in heaps.values() for _, index, row in heap)
+    for _, row in kept:
+        yield row
+
+
+def corpus_rows(
+    cfg: CorpusConfig, roles: Iterable[str], heldout: HeldOutQuestions | None = None, removed: dict[str, int] | None = None
+) -> Iterator[dict]:
+    """The corpus as the stages see it: held-out questions removed, then ``max_samples_per_role`` sampled."""
+    removed = {} if removed is None else removed
+    return sample_rows(drop_heldout(iter_corpus_rows(cfg, roles), heldout, removed), cfg.max_samples_per_role, cfg.sample_seed)
+
+
+def load_corpus(
+    cfg: CorpusConfig,
+    roles: Iterable[str],
+    source_label: str = "roles.corpus",
+    heldout: HeldOutQuestions | None = None,
+    removed: dict[str, int] | None = None,
+) -> pa.Table:
+    """All rows of ``roles`` (see ``corpus_rows``); ``removed`` receives the held-out counts per role.
 
     Fails when a requested role has no rows at all, naming the files searched.
     """
     roles = list(roles)
-    kept: dict[tuple[str, str], int] = {}
-    rows = []
-    for row in iter_corpus_rows(cfg, roles):
-        key = (row["role"], row["split"])
-        if cfg.max_samples_per_role is not None and kept.get(key, 0) >= cfg.max_samples_per_role:
-            continue
-        kept[key] = kept.get(key, 0) + 1
-        rows.append(row)
+    rows = list(corpus_rows(cfg, roles, heldout, removed))
+    present = {row["role"] for row in rows}
     for role in roles:
-        if not any(r == role for r, _ in kept):
+        if role not in present:
             files = ", ".join(str(p.path) for p in cfg.paths)
             known = corpus_roles(cfg)
             if known and role_key(role) not in {role_key(k) for k in known}:

@@ -21,7 +21,16 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from sarft_ray.data import iter_rolebench, load_advbench, load_beavertails, load_corpus, load_role_prompts, role_key
+from sarft_ray.data import (
+    HeldOutQuestions,
+    iter_corpus_rows,
+    iter_rolebench,
+    load_advbench,
+    load_beavertails,
+    load_corpus,
+    load_role_prompts,
+    role_key,
+)
 from sarft_ray.errors import SarftError
 from sarft_ray.evaluation.config import EvaluationConfig
 from sarft_ray.evaluation.jailbreaks import Jailbreak, build_jailbreaks
@@ -55,6 +64,39 @@ def default_paths() -> dict[str, Path]:
         "beavertails": root / "beavertails" / "BeaverTails-Evaluation.csv",
         "rolebench_spe": root / "rolebench" / "instruction-generalization" / "role_specific" / "test.jsonl",
     }
+
+
+def benchmark_paths(cfg: EvaluationConfig) -> dict[str, Path]:
+    """Each benchmark's file: the configured one, else the standard file under the data directory."""
+    return default_paths() | {k: Path(v) for k, v in cfg.paths.model_dump().items() if v is not None}
+
+
+def heldout_questions(cfg: EvaluationConfig, roles: list[str], corpus_cfg) -> HeldOutQuestions:
+    """Every question evaluation may ask these roles, whatever the item limits.
+
+    The configured benchmarks' questions (SPE per role, AdvBench when it or a
+    jailbreak is configured, BeaverTails) and every question of the corpus's
+    test split (the RAW items and the rest of the held-out split). Training
+    and scoring drop these from the training split.
+    """
+    paths = benchmark_paths(cfg)
+    held = HeldOutQuestions()
+    try:
+        if "rolebench_spe" in cfg.benchmarks:
+            wanted = {role_key(r): r for r in roles}
+            for row in iter_rolebench(paths["rolebench_spe"]):
+                if role_key(row["role"]) in wanted:
+                    held.add("rolebench_spe", [row["input"]], row["role"])
+        if "advbench" in cfg.benchmarks or cfg.jailbreaks:
+            held.add("advbench", load_advbench(paths["advbench"]).column("prompt").to_pylist())
+        if "beavertails" in cfg.benchmarks:
+            held.add("beavertails", load_beavertails(paths["beavertails"]).column("prompt").to_pylist())
+    except SarftError as exc:
+        raise SarftError(f"{exc} (evaluation questions are read to keep them out of the training corpus)") from None
+    for row in iter_corpus_rows(corpus_cfg, roles):
+        if row["split"] == "test":
+            held.add("corpus_test_split", [row["input"]], row["role"])
+    return held
 
 
 def first_per_group(rows: list[dict], key: str, limit: int | None) -> list[dict]:
@@ -170,7 +212,7 @@ def build_items(
     ``corpus_cfg`` (``roles.corpus``) is needed for ``rolebench_raw``;
     ``prompts_cfg`` (``roles.prompts``) when ``generation.system_prompt`` is ``role``.
     """
-    paths = default_paths() | {k: v for k, v in cfg.paths.model_dump().items() if v is not None}
+    paths = benchmark_paths(cfg)
     prompts = None
     if cfg.generation.system_prompt == "role":
         if prompts_cfg is None:

@@ -196,7 +196,8 @@ def log_scores(tracker: Tracker, parent: str, scores) -> None:
     from sarft_ray.data.roles import role_slug
 
     fractions = {f"harmful_fraction.{role_slug(role)}": s.harmful_fraction for role, s in scores.roles.items()}
-    tracker.log_summary(parent, fractions)
+    removed = {f"heldout_removed.{role_slug(role)}": n for role, n in scores.heldout_removed.items()}
+    tracker.log_summary(parent, {**fractions, **removed, "heldout_removed_total": sum(scores.heldout_removed.values())})
     tracker.log_artifact(parent, scores.summary_path, "scores")
     tracker.log_artifact(parent, scores.chart_path, "scores")
 

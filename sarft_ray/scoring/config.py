@@ -31,3 +31,8 @@ class ScoringConfig(StrictModel):
     torch_threads: int | None = Field(
         default=None, ge=1, description="intra-op threads per scoring actor; null: max(1, round(actor_num_cpus))"
     )
+
+    @property
+    def device(self) -> str:
+        """The device kind the scoring actors run on: a GPU share means CUDA."""
+        return "cuda" if self.num_gpus_per_actor > 0 else "cpu"

@@ -13,6 +13,7 @@ from sarft_ray.scoring.store import (
     CHART_NAME,
     SUMMARY_NAME,
     ScoresWriter,
+    experiment_heldout,
     inputs_hash,
     is_complete,
     role_dir,
@@ -44,12 +45,14 @@ class ScoreResult:
     roles: dict[str, RoleStats]
     reused: bool
     seconds: float
+    heldout_removed: dict[str, int]
 
     def lines(self) -> list[str]:
         """A short human-readable report, one line per role."""
         head = f"scores {'reused' if self.reused else 'written'}: {self.directory}"
         body = [
-            f"  {s.role}: {s.harmful}/{s.samples} harmful ({100 * s.harmful_fraction:.1f}%)"
+            f"  {s.role}: {s.harmful}/{s.samples} harmful ({100 * s.harmful_fraction:.1f}%); "
+            f"{self.heldout_removed.get(s.role, 0)} evaluation question(s) held out of its corpus"
             for s in sorted(self.roles.values(), key=lambda s: -s.harmful_fraction)
         ]
         return [head, *body, f"summary: {self.summary_path}", f"chart: {self.chart_path}"]
@@ -66,6 +69,7 @@ def _result(directory: Path, reused: bool, seconds: float) -> ScoreResult:
         roles=stats,
         reused=reused,
         seconds=seconds,
+        heldout_removed=dict(meta.get("heldout", {}).get("removed", {})),
     )
 
 
@@ -82,7 +86,8 @@ def score_roles(cfg: ExperimentConfig, force: bool = False, progress: bool = Tru
 
     started = time.perf_counter()
     prompts = load_role_prompts(cfg.roles.prompts, cfg.roles.names)
-    inputs = scoring_inputs(cfg, prompts)
+    heldout = experiment_heldout(cfg)
+    inputs = scoring_inputs(cfg, prompts, heldout)
     digest = inputs_hash(inputs)
     final = scores_root(cfg) / digest
     if is_complete(final) and not force:
@@ -91,7 +96,15 @@ def score_roles(cfg: ExperimentConfig, force: bool = False, progress: bool = Tru
 
     writer = ScoresWriter(final)
     try:
-        staged = stage_corpus(cfg.roles.corpus, cfg.roles.names, cfg.scoring.splits, writer.tmp / "_staging")
+        staged = stage_corpus(
+            cfg.roles.corpus, cfg.roles.names, cfg.scoring.splits, writer.tmp / "_staging", heldout=heldout
+        )
+        log.info(
+            "held out of the training corpus: %d evaluation question(s) found in it (%s); %d question(s) held out in all",
+            sum(staged.heldout_removed.values()),
+            ", ".join(f"{role} {n}" for role, n in staged.heldout_removed.items()),
+            len(heldout),
+        )
         # Fail on a bad model reference here, and fetch/convert an alias once, before any actor loads it.
         resolve_model_dir(cfg.model.ref)
         from sarft_ray.ray_utils import init_ray
@@ -107,7 +120,13 @@ def score_roles(cfg: ExperimentConfig, force: bool = False, progress: bool = Tru
         writer.close_files()
         shutil.rmtree(writer.tmp / "_staging")
         stats = {role: acc.stats() for role, acc in tally.items()}
-        write_summary(writer.tmp / SUMMARY_NAME, stats, {"scores_hash": digest, "experiment": cfg.experiment, "inputs": inputs})
+        meta = {
+            "scores_hash": digest,
+            "experiment": cfg.experiment,
+            "inputs": inputs,
+            "heldout": {"questions": len(heldout), "by_source": heldout.sources, "removed": staged.heldout_removed},
+        }
+        write_summary(writer.tmp / SUMMARY_NAME, stats, meta)
         plot_harmful_fraction(stats, writer.tmp / CHART_NAME, title=f"{cfg.experiment}: RDS harmful fraction per role")
         writer.commit()
     except BaseException:

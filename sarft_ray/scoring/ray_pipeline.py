@@ -53,7 +53,7 @@ class ScoreActor:
         from sarft_ray.models import load_model_and_tokenizer
         from sarft_ray.scoring.core import PrefixCache
 
-        device = "cuda" if scoring.num_gpus_per_actor > 0 else "cpu"
+        device = scoring.device
         if device == "cpu":
             torch.set_num_threads(scoring.torch_threads or max(1, round(scoring.actor_num_cpus)))
         self.model, self.tokenizer = load_model_and_tokenizer(model, device)

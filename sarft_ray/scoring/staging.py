@@ -16,7 +16,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sarft_ray.data.config import CorpusConfig
-from sarft_ray.data.corpus import corpus_roles, iter_corpus_rows
+from sarft_ray.data.corpus import corpus_roles, corpus_rows
+from sarft_ray.data.heldout import HeldOutQuestions
 from sarft_ray.data.roles import match_role, role_key, role_slug
 from sarft_ray.errors import SarftError
 from sarft_ray.scoring.schema import STAGED_SCHEMA
@@ -24,10 +25,11 @@ from sarft_ray.scoring.schema import STAGED_SCHEMA
 
 @dataclass(frozen=True)
 class StagedCorpus:
-    """Per-role staged files and row counts, in the configured role order."""
+    """Per-role staged files, row counts and held-out rows removed, in the configured role order."""
 
     files: dict[str, Path]
     counts: dict[str, int]
+    heldout_removed: dict[str, int]
 
     @property
     def total(self) -> int:
@@ -61,30 +63,29 @@ def stage_corpus(
     directory: Path,
     chunk_rows: int = 2048,
     source_label: str = "roles.corpus",
+    heldout: HeldOutQuestions | None = None,
 ) -> StagedCorpus:
     """Write every row of ``roles`` in ``splits`` to ``directory/<slug>.parquet``.
 
-    ``max_samples_per_role`` keeps the first N rows of each (role, split), as
-    ``load_corpus`` does. A role left with no rows, or a row whose answer is
-    empty or only whitespace, is an error.
+    Rows come from ``corpus_rows``, as ``load_corpus`` sees them: training rows
+    whose question is in ``heldout`` are removed (counted per role), then
+    ``max_samples_per_role`` takes its seeded sample. A role left with no
+    rows, or a row whose answer is empty or only whitespace, is an error.
     """
     directory.mkdir(parents=True, exist_ok=True)
     buffers = {role: _RoleBuffer(directory / f"{role_slug(role)}.parquet") for role in roles}
     counts = dict.fromkeys(roles, 0)
-    per_split: dict[tuple[str, str], int] = {}
     seen_splits: dict[str, set[str]] = {role: set() for role in roles}
-    limit = cfg.max_samples_per_role
+    removed = dict.fromkeys(roles, 0)
     try:
-        for row in iter_corpus_rows(cfg, roles):
+        for row in corpus_rows(cfg, roles, heldout, removed):
             role, split = row["role"], row["split"]
             seen_splits[role].add(split)
-            key = (role, split)
-            if split not in splits or (limit is not None and per_split.get(key, 0) >= limit):
+            if split not in splits:
                 continue
             if not row["output"].strip():
                 # Nothing to score; dropping the row would change the role's training set silently.
                 raise SarftError(f"{source_label}: role '{role}', sample '{row['sample_id']}': empty answer; fix or remove the row")
-            per_split[key] = per_split.get(key, 0) + 1
             buffer = buffers[role]
             buffer.rows.append({**row, "row_index": counts[role]})
             counts[role] += 1
@@ -96,13 +97,14 @@ def stage_corpus(
     for role in roles:
         if counts[role] == 0:
             files = ", ".join(str(p.path) for p in cfg.paths)
-            if seen_splits[role]:
+            if seen_splits[role] or removed[role]:
                 raise SarftError(
                     f"{source_label}: role '{role}' has no rows in split(s) {', '.join(splits)} "
                     f"(scoring.splits) in {files}"
+                    + (f" once {removed[role]} evaluation question(s) are held out" if removed[role] else "")
                 )
             known = corpus_roles(cfg)
             if known and role_key(role) not in {role_key(k) for k in known}:
                 match_role(role, known, source_label)  # raises with a "did you mean" hint
             raise SarftError(f"{source_label}: empty corpus for role '{role}' in {files}")
-    return StagedCorpus({role: buffers[role].path for role in roles}, counts)
+    return StagedCorpus({role: buffers[role].path for role in roles}, counts, removed)

@@ -8,9 +8,11 @@ Layout (every directory appears whole: it is built under a temporary name and re
         harmful_fraction.png
 
 ``<hash>`` covers what decides the numbers: the corpus files' bytes and
-selection settings, the resolved role and unsafe prompts, the model and the
-scoring settings that change results. Batch size, actor counts and prefix
-reuse only change speed, so they are left out.
+selection settings, the evaluation questions held out of the corpus, the
+resolved role and unsafe prompts, the model, the precision it runs in (dtype
+and device kind: bf16 GPU scores are not fp32 CPU scores) and the scoring
+settings that change results. Batch size, actor counts and prefix reuse only
+change speed, so they are left out.
 
 Reading the whole directory with hive partitioning would clash with the
 ``role`` column (``role=<slug>`` vs the role's name): ``load_scores`` reads the
@@ -36,10 +38,11 @@ from sarft_ray.scoring.schema import SCORES_SCHEMA
 
 if TYPE_CHECKING:
     from sarft_ray.config import ExperimentConfig
+    from sarft_ray.data.heldout import HeldOutQuestions
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: held-out questions removed, seeded corpus sample, explicit empty system turn
 SUMMARY_NAME = "summary.json"
 CHART_NAME = "harmful_fraction.png"
 PART_NAME = "part-0.parquet"
@@ -76,13 +79,23 @@ def model_fingerprint(model_cfg) -> dict:
     return out
 
 
-def scoring_inputs(cfg: ExperimentConfig, prompts: dict) -> dict:
+def experiment_heldout(cfg: ExperimentConfig) -> HeldOutQuestions:
+    """The questions this experiment's evaluation asks, which its training corpus must not hold."""
+    from sarft_ray.evaluation.benchmarks import heldout_questions
+
+    return heldout_questions(cfg.evaluation, list(cfg.roles.names), cfg.roles.corpus)
+
+
+def scoring_inputs(cfg: ExperimentConfig, prompts: dict, heldout: HeldOutQuestions) -> dict:
     """Everything that determines the stored scores, as JSON-able data."""
+    from sarft_ray.models.loading import dtype_name
+
     corpus = cfg.roles.corpus
     scoring = cfg.scoring
     return {
         "format_version": FORMAT_VERSION,
         "model": model_fingerprint(cfg.model),
+        "precision": {"device": scoring.device, "dtype": dtype_name(cfg.model.dtype, scoring.device)},
         "roles": list(cfg.roles.names),
         "corpus": {
             "format": corpus.format,
@@ -95,6 +108,8 @@ def scoring_inputs(cfg: ExperimentConfig, prompts: dict) -> dict:
             "test_fraction": corpus.test_fraction,
             "split_seed": corpus.split_seed,
             "max_samples_per_role": corpus.max_samples_per_role,
+            "sample_seed": corpus.sample_seed,
+            "heldout_questions": heldout.digest(),
         },
         "prompts": {role: [p.role_prompt, p.unsafe_prompt] for role, p in prompts.items()},
         "scoring": {
@@ -186,7 +201,7 @@ def find_scores(cfg: ExperimentConfig) -> Path:
     from sarft_ray.data import load_role_prompts
 
     prompts = load_role_prompts(cfg.roles.prompts, cfg.roles.names)
-    directory = scores_root(cfg) / inputs_hash(scoring_inputs(cfg, prompts))
+    directory = scores_root(cfg) / inputs_hash(scoring_inputs(cfg, prompts, experiment_heldout(cfg)))
     if not is_complete(directory):
         raise SarftError(f"no stored scores for this config (looked in {directory}); run `sarft-ray score CONFIG` first")
     return directory
