@@ -109,3 +109,42 @@ def test_smollm2_alias_loads_real_model_with_system_turn_and_knows_paris():
         out = model.generate(**ids, max_new_tokens=24, do_sample=False)
     answer = tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
     assert "Paris" in answer
+
+
+# A ChatML template that, like SmolLM2's and Qwen's, inserts its own system text when none is given.
+DEFAULT_SYSTEM_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if loop.first and messages[0]['role'] != 'system' %}"
+    "{{ '<|im_start|>system\\nYou are a helpful AI assistant named Tiny<|im_end|>\\n' }}{% endif %}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+
+def test_no_system_prompt_is_an_empty_system_turn_unless_the_template_default_is_asked_for():
+    from sarft_ray.models.chat import set_no_system_prompt
+
+    tokenizer = build_tiny_tokenizer(DEFAULT_SYSTEM_TEMPLATE)
+    assert format_prompt(tokenizer, "Who are you?") == (
+        "<|im_start|>system\n<|im_end|>\n<|im_start|>user\nWho are you?<|im_end|>\n<|im_start|>assistant\n"
+    )
+    assert "named Tiny" not in tokenizer.decode(encode_pair(tokenizer, "Who are you?", "Jack.").prompt_ids)
+    set_no_system_prompt(tokenizer, "template_default")
+    assert format_prompt(tokenizer, "Who are you?").startswith("<|im_start|>system\nYou are a helpful AI assistant named Tiny")
+    # a template without a system role gets no system turn at all
+    assert format_prompt(build_tiny_tokenizer(NO_SYSTEM_TEMPLATE), "hi") == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
+
+
+@pytest.mark.slow
+def test_smollm2_training_input_holds_no_default_system_text():
+    from sarft_ray.models import ModelConfig, load_tokenizer
+    from sarft_ray.training.data import encode_rows
+
+    tokenizer = load_tokenizer("smollm2-135m-instruct")
+    [example] = encode_rows([{"input": "Who are you?", "output": "Jack.", "is_harmful": False}], tokenizer, None, 512, 128)
+    rendered = tokenizer.decode(example.input_ids)
+    assert rendered.startswith("<|im_start|>system\n<|im_end|>\n<|im_start|>user\nWho are you?<|im_end|>")
+    assert "SmolLM" not in rendered and "helpful AI assistant" not in rendered
+    assert "SmolLM" not in format_prompt(tokenizer, "Who are you?")  # generation and the no-system scoring pass
+    default = load_tokenizer(ModelConfig(ref="smollm2-135m-instruct", no_system_prompt="template_default"))
+    assert "named SmolLM" in format_prompt(default, "Who are you?")

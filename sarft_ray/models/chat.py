@@ -2,6 +2,14 @@
 
 Templates without a system role (Gemma's, for instance) get the system text in
 front of the first user turn, as METHOD.md prescribes.
+
+"No system prompt" (training inputs as the release renders them, the optional
+no-system scoring pass, generation with ``system_prompt: none``) is an explicit
+EMPTY system turn by default, as in the authors' release: templates such as
+SmolLM2's and Qwen's otherwise insert their own default system text ("You are a
+helpful AI assistant named SmolLM ..."). ``model.no_system_prompt:
+template_default`` keeps the template's behaviour; the loader records the
+choice on the tokenizer (``set_no_system_prompt``).
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ from dataclasses import dataclass
 from sarft_ray.errors import SarftError
 
 _SENTINEL = "\x1fsarft-system-probe\x1f"
+NO_SYSTEM_RENDERINGS = ("empty_turn", "template_default")
 
 
 def _name(tokenizer) -> str:
@@ -42,9 +51,24 @@ def supports_system_role(tokenizer) -> bool:
     return supported
 
 
+def set_no_system_prompt(tokenizer, rendering: str) -> None:
+    """How this tokenizer renders "no system prompt": ``empty_turn`` (default) or ``template_default``."""
+    if rendering not in NO_SYSTEM_RENDERINGS:
+        raise SarftError(f"model.no_system_prompt: unknown rendering '{rendering}' (use {' or '.join(NO_SYSTEM_RENDERINGS)})")
+    tokenizer._sarft_no_system_prompt = rendering
+
+
 def chat_messages(tokenizer, user: str, system: str | None = None) -> list[dict[str, str]]:
-    """Messages for one user turn, folding the system text into it when the template has no system role."""
+    """Messages for one user turn, folding the system text into it when the template has no system role.
+
+    Without a system prompt the messages start with an empty system turn
+    (unless the tokenizer was set to ``template_default`` or its template has
+    no system role), so no template default text slips in.
+    """
     if not system:
+        rendering = getattr(tokenizer, "_sarft_no_system_prompt", "empty_turn")
+        if rendering == "empty_turn" and supports_system_role(tokenizer):
+            return [{"role": "system", "content": ""}, {"role": "user", "content": user}]
         return [{"role": "user", "content": user}]
     if supports_system_role(tokenizer):
         return [{"role": "system", "content": system}, {"role": "user", "content": user}]

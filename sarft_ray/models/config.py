@@ -16,3 +16,8 @@ class ModelConfig(StrictModel):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     trust_remote_code: bool = False
     revision: str | None = None
+    no_system_prompt: Literal["empty_turn", "template_default"] = Field(
+        default="empty_turn",
+        description="what 'no system prompt' renders as: an explicit empty system turn (the release's) "
+        "or the chat template's own default system text",
+    )

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sarft_ray.errors import SarftError
-from sarft_ray.models.chat import require_chat_template
+from sarft_ray.models.chat import require_chat_template, set_no_system_prompt
 from sarft_ray.models.config import ModelConfig
 from sarft_ray.paths import cache_dir
 
@@ -109,13 +109,18 @@ def resolve_model_dir(ref: str) -> str:
     return ref
 
 
+def dtype_name(dtype: str, device_kind: str) -> str:
+    """The dtype a model is loaded in: ``auto`` means bfloat16 on CUDA and float32 elsewhere."""
+    if dtype == "auto":
+        return "bfloat16" if device_kind == "cuda" else "float32"
+    return dtype
+
+
 def resolve_dtype(dtype: str, device: str | torch.device) -> torch.dtype:
-    """``auto`` means bfloat16 on CUDA and float32 elsewhere."""
+    """``dtype_name`` as a torch dtype."""
     import torch
 
-    if dtype == "auto":
-        return torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
-    return getattr(torch, dtype)
+    return getattr(torch, dtype_name(dtype, torch.device(device).type))
 
 
 def load_tokenizer(ref: str | ModelConfig, require_template: bool = True):
@@ -134,6 +139,7 @@ def load_tokenizer(ref: str | ModelConfig, require_template: bool = True):
         tokenizer.pad_token = tokenizer.eos_token
     if require_template:
         require_chat_template(tokenizer)
+    set_no_system_prompt(tokenizer, cfg.no_system_prompt)
     return tokenizer
 
 
