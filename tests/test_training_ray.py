@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from test_training_recipe import ALL_LINEAR, experiment, memo_table, reload_and_generate
+from test_training_recipe import ALL_LINEAR, experiment, memo_table, reload_and_generate, trajectory
 
 from sarft_ray.training.entry import train_role
 from sarft_ray.training.ray_trainer import TrainingFailed
@@ -15,13 +15,15 @@ pytestmark = pytest.mark.slow
 
 
 def test_two_worker_lora_survives_a_worker_failure(ray_local, tmp_path, shared_data, tiny_model_dir, monkeypatch):
+    common = dict(
+        mode="lora", lr=3e-3, micro_batch_size=2, max_steps=10, workers=2, cpus_per_worker=0.5,
+        checkpoint_every=3, max_failures=1, lora_target_modules=ALL_LINEAR, lora_dropout=0.3,
+    )
+    reference = train_role(experiment(tmp_path / "reference", shared_data, tiny_model_dir, **common), "John Doe",
+                           lambda_kl=0.5, training_set=memo_table())
     # the last worker exits after step 4; the group restarts from the step-3 checkpoint
     monkeypatch.setenv("SARFT_FAIL_AT_STEP", "4")
-    cfg = experiment(
-        tmp_path, shared_data, tiny_model_dir,
-        mode="lora", lr=3e-3, micro_batch_size=2, max_steps=10, workers=2, cpus_per_worker=0.5,
-        checkpoint_every=3, max_failures=1, lora_target_modules=ALL_LINEAR, lora_dropout=0.0,
-    )
+    cfg = experiment(tmp_path, shared_data, tiny_model_dir, **common)
     summary = train_role(cfg, "John Doe", lambda_kl=0.5, training_set=memo_table())
     run_dir = Path(summary["run_dir"])
     assert (run_dir / "fault_injected_at_step_4").is_file()
@@ -30,6 +32,9 @@ def test_two_worker_lora_survives_a_worker_failure(ray_local, tmp_path, shared_d
     history = summary["history"]
     assert [h["step"] for h in history] == list(range(1, 11))
     assert all(h["rows"] == 4 and h["harmful_rows"] == 2 for h in history)
+    # each worker's dropout masks, the optimizer and the LR schedule replay: the losses of the reference run
+    # (which holds even if the reference itself had to restart: resume is exact)
+    assert trajectory(history) == trajectory(reference["history"])
     assert history[-1]["loss"] < history[0]["loss"] - 0.3
     assert json.loads((run_dir / "summary.json").read_text())["final_step"] == 10
     base_ce, trained_ce = reload_and_generate(Path(summary["artefact"]), tiny_model_dir)
@@ -38,6 +43,8 @@ def test_two_worker_lora_survives_a_worker_failure(ray_local, tmp_path, shared_d
 
 def test_two_worker_full_run_resumes_after_the_driver_gives_up(ray_local, tmp_path, shared_data, tiny_model_dir):
     common = dict(mode="full", lr=1e-3, micro_batch_size=2, max_steps=6, workers=2, cpus_per_worker=0.5, checkpoint_every=2)
+    reference = train_role(experiment(tmp_path / "reference", shared_data, tiny_model_dir, **common), "John Doe",
+                           training_set=memo_table())
     # no restarts allowed: the injected failure at step 3 ends the run with a clear error
     failing = experiment(tmp_path, shared_data, tiny_model_dir, **common, max_failures=0, fail_at_step=3)
     with pytest.raises(TrainingFailed, match="running the same command again resumes"):
@@ -47,6 +54,7 @@ def test_two_worker_full_run_resumes_after_the_driver_gives_up(ray_local, tmp_pa
     summary = train_role(cfg, "John Doe", training_set=memo_table())
     assert summary["final_step"] == 6 and summary["resumed_from_steps"] == [2]
     assert [h["step"] for h in summary["history"]] == list(range(1, 7))
+    assert trajectory(summary["history"]) == trajectory(reference["history"])  # optimizer and LR state replay
     assert summary["history"][-1]["loss"] < summary["history"][0]["loss"] - 0.3
     base_ce, trained_ce = reload_and_generate(Path(summary["artefact"]), tiny_model_dir)
     assert trained_ce < base_ce - 0.3

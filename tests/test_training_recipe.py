@@ -116,30 +116,99 @@ def test_lambda_zero_with_harmful_rows_trains_like_sft(tmp_path, shared_data, ti
     assert all(h["kl"] == 0.0 for h in a["history"])
 
 
+def test_each_step_and_rank_draws_its_own_repeatable_random_numbers():
+    from sarft_ray.training.rng import seed_step
+
+    def draws(step: int, rank: int) -> torch.Tensor:
+        seed_step(7, step, rank)
+        return torch.rand(4)
+
+    assert torch.equal(draws(3, 1), draws(3, 1))
+    assert not torch.equal(draws(3, 0), draws(3, 1)) and not torch.equal(draws(3, 0), draws(4, 0))
+
+
+class Interrupted(Exception):
+    """Raised from ``on_step`` to stop a run in this process, as a crash would."""
+
+
+def interrupt_after(step: int, seen: list):
+    def on_step(metrics: dict) -> None:
+        seen.append(metrics)
+        if metrics["step"] == step:
+            raise Interrupted(step)
+
+    return on_step
+
+
+def trajectory(history: list[dict]) -> list[tuple]:
+    """What must replay exactly after a resume: per step, its number, loss, CE, KL and learning rate."""
+    return [(h["step"], h["loss"], h["ce"], h["kl"], h["lr"]) for h in history]
+
+
+def test_resumed_lora_run_with_dropout_reproduces_the_uninterrupted_losses(tmp_path, shared_data, tiny_model_dir):
+    """Stopped after step 3 and resumed from the step-2 checkpoint, a LoRA run with dropout
+    computes the same per-step losses as a run that never stopped (same dropout masks, same
+    optimizer and LR state)."""
+    common = dict(
+        mode="lora", lr=3e-3, micro_batch_size=2, grad_accum_steps=2, max_steps=6, warmup_steps=2,
+        lr_schedule="cosine", lora_target_modules=ALL_LINEAR, lora_dropout=0.3, checkpoint_every=2,
+    )
+    reference = train_role(experiment(tmp_path / "a", shared_data, tiny_model_dir, **common), "John Doe",
+                           lambda_kl=0.5, training_set=memo_table(), use_ray=False)
+
+    cfg = experiment(tmp_path / "b", shared_data, tiny_model_dir, **common)
+    first = []
+    with pytest.raises(Interrupted):
+        train_role(cfg, "John Doe", lambda_kl=0.5, training_set=memo_table(), use_ray=False,
+                   on_step=interrupt_after(3, first))
+    second = []
+    resumed = train_role(cfg, "John Doe", lambda_kl=0.5, training_set=memo_table(), use_ray=False, on_step=second.append)
+
+    assert resumed["resumed_from_steps"] == [2]
+    assert [m["step"] for m in first] == [1, 2, 3] and [m["step"] for m in second] == [3, 4, 5, 6]
+    # exact on CPU: every step after the resume draws the dropout masks of the uninterrupted run
+    assert trajectory(first + second[1:]) == trajectory(resumed["history"]) == trajectory(reference["history"])
+    assert trajectory(second[:1]) == trajectory(first[2:])  # step 3, computed before and after the resume
+
+
 SCRIPT = """
 import json, sys
 from pathlib import Path
 import pyarrow as pa
 sys.path.insert(0, {tests!r})
-from test_training_recipe import experiment, memo_table
-cfg = experiment(Path({tmp!r}), Path({data!r}), Path({model!r}), mode="full", lr=1e-3, micro_batch_size=2,
-                 max_steps=6, checkpoint_every=2)
+from test_training_recipe import ALL_LINEAR, experiment, memo_table
+cfg = experiment(Path({tmp!r}), Path({data!r}), Path({model!r}), mode="lora", lr=3e-3, micro_batch_size=2,
+                 max_steps=6, checkpoint_every=2, lora_target_modules=ALL_LINEAR, lora_dropout=0.3)
 from sarft_ray.training.entry import train_role
 summary = train_role(cfg, "John Doe", training_set=memo_table(), use_ray=False)
 print(json.dumps({{k: summary[k] for k in ("final_step", "resumed_from_steps", "run_dir")}}))
 """
 
 
+def run_script(tmp: Path, shared_data: Path, model_dir: Path, fail_at_step: int | None) -> subprocess.CompletedProcess:
+    script = SCRIPT.format(tests=str(Path(__file__).parent), tmp=str(tmp), data=str(shared_data), model=str(model_dir))
+    env = {**os.environ, "DS_ACCELERATOR": "cpu"}
+    env.pop("SARFT_FAIL_AT_STEP", None)
+    if fail_at_step is not None:
+        env["SARFT_FAIL_AT_STEP"] = str(fail_at_step)
+    return subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300, check=False)
+
+
+def finished(process: subprocess.CompletedProcess) -> tuple[dict, dict]:
+    """The script's result line and the run's summary.json."""
+    assert process.returncode == 0, process.stderr[-2000:]
+    result = json.loads(process.stdout.strip().splitlines()[-1])
+    return result, json.loads((Path(result["run_dir"]) / "summary.json").read_text())
+
+
 @pytest.mark.slow
 def test_single_process_run_resumes_after_a_crash(tmp_path, shared_data, tiny_model_dir):
-    """A process killed at step 3 (SARFT_FAIL_AT_STEP) and started again resumes from the step-2 checkpoint."""
-    script = SCRIPT.format(tests=str(Path(__file__).parent), tmp=str(tmp_path), data=str(shared_data), model=str(tiny_model_dir))
-    env = {**os.environ, "SARFT_FAIL_AT_STEP": "3", "DS_ACCELERATOR": "cpu"}
-    first = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300, check=False)
+    """A process killed at step 3 (SARFT_FAIL_AT_STEP) and started again resumes from the step-2
+    checkpoint and computes the losses of a run that was never killed (LoRA dropout included)."""
+    _, reference = finished(run_script(tmp_path / "reference", shared_data, tiny_model_dir, None))
+    first = run_script(tmp_path / "killed", shared_data, tiny_model_dir, 3)
     assert first.returncode == 17, first.stderr[-2000:]
-    second = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300, check=False)
-    assert second.returncode == 0, second.stderr[-2000:]
-    result = json.loads(second.stdout.strip().splitlines()[-1])
+    result, summary = finished(run_script(tmp_path / "killed", shared_data, tiny_model_dir, 3))
     assert result["final_step"] == 6 and result["resumed_from_steps"] == [2]
-    summary = json.loads((Path(result["run_dir"]) / "summary.json").read_text())
     assert [h["step"] for h in summary["history"]] == [1, 2, 3, 4, 5, 6]
+    assert trajectory(summary["history"]) == trajectory(reference["history"])

@@ -10,8 +10,10 @@ Per worker:
 3. build the reference (adapter off, or a frozen copy) when the KL term can fire;
 4. hand model, AdamW and the LR schedule to DeepSpeed (ZeRO stage from the JSON);
 5. resume from the latest checkpoint, if any;
-6. per optimizer step: ``grad_accum_steps`` micro-batches of CE + lambda*KL,
-   metrics averaged over workers, an optional checkpoint;
+6. per optimizer step: reseed from (seed, step, rank) (``rng.py``: dropout
+   after a resume draws what an uninterrupted run draws), ``grad_accum_steps``
+   micro-batches of CE + lambda*KL, metrics averaged over workers, an optional
+   checkpoint;
 7. write the final adapter or model with its summary.
 """
 
@@ -40,6 +42,7 @@ from sarft_ray.training.config import TrainingConfig
 from sarft_ray.training.data import StepPlan, collate, encode_rows
 from sarft_ray.training.loss import LossOptions, rbo_forward
 from sarft_ray.training.reference import build_reference, policy_logits
+from sarft_ray.training.rng import seed_step
 
 log = logging.getLogger(__name__)
 
@@ -241,6 +244,7 @@ def train(
     attempt_start = time.perf_counter()
     for step in range(start_step, plan.total_steps):
         tic = time.perf_counter()
+        seed_step(cfg.seed, step, rank)
         lr = scheduler.get_last_lr()[0]
         # [loss, ce, kl * harmful rows, harmful rows, rows, tokens, micro-batches]
         totals = torch.zeros(7, dtype=torch.float64)
