@@ -8,7 +8,8 @@ The recipe only calls ``latest()``, ``save(...)``, ``log(...)`` and ``flush()``.
 A checkpoint directory holds ``state/`` (DeepSpeed engine state: trainable
 weights, optimizer shards, LR schedule, plus the recipe's client state) while
 training, and ``final/`` (the artefact and ``summary.json``) once the run has
-finished.
+finished. No random-generator state is saved: the recipe reseeds every step
+from (seed, step, rank) (``rng.py``), so a resumed run replays its dropout.
 """
 
 from __future__ import annotations
