@@ -109,9 +109,13 @@ def _check_run(result, limit: int):
         assert generations.num_rows == limit and all(generations.column("prompt").to_pylist())
     caesar = pq.read_table(result.directory / "jailbreak_caesar" / "generations.parquet").to_pylist()
     verdicts = pq.read_table(result.directory / "jailbreak_caesar" / "verdicts.parquet").to_pylist()
-    from sarft_ray.evaluation.jailbreaks.ciphers import caesar_decode
+    from sarft_ray.evaluation.jailbreaks import get_jailbreak
 
-    assert [v["judged_response"] for v in verdicts] == [caesar_decode(g["response"]) for g in caesar]
+    # Every reply is judged as written, plus decoded where it is in the cipher.
+    assert [v["readings"] for v in verdicts] == [get_jailbreak("caesar").readings(g["response"]) for g in caesar]
+    for v in verdicts:
+        assert v["readings"][0] is not None and v["judged_response"] in v["readings"]
+        assert len(v["reading_labels"]) == len(v["readings"])
     for name in ("rolebench_spe", "rolebench_raw"):
         scores = pq.read_table(result.directory / name / "scores.parquet")
         assert scores.num_rows == limit
@@ -131,7 +135,13 @@ def test_evaluate_tiny_model_in_process(tmp_path, model_dir):
 
     # A re-run reuses generations and cached verdicts; a larger limit generates only new items.
     again = evaluate_model(cfg)
-    assert again.table["run"]["generated"] == 0 and again.table["run"]["judge_cache_hits"] == limit * 6
+    n_readings = sum(
+        len(r)
+        for name in ("advbench", "beavertails", "jailbreak_aim", "jailbreak_caesar", "jailbreak_morse", "jailbreak_code_chameleon")
+        for r in pq.read_table(first.directory / name / "verdicts.parquet").column("readings").to_pylist()
+    )
+    assert n_readings >= limit * 6  # one verdict per reading, all cached
+    assert again.table["run"]["generated"] == 0 and again.table["run"]["judge_cache_hits"] == n_readings
     assert again.table["headline"] == first.table["headline"]
     bigger = _config(tmp_path, model_dir, limit=limit + 1, backend="local", generation={"max_new_tokens": 6, "batch_size": 4})
     more = evaluate_model(bigger)

@@ -31,7 +31,8 @@ from sarft_ray.errors import SarftError
 from sarft_ray.evaluation import report
 from sarft_ray.evaluation.benchmarks import ITEM_SCHEMA, build_items, is_safety, jailbreak_decoders
 from sarft_ray.evaluation.generation import OUTPUT_FIELDS, adapter_fingerprint, settings_hash
-from sarft_ray.evaluation.judges import JudgeItem, VerdictCache, build_judge, judge_cached
+from sarft_ray.evaluation.jailbreaks import reply_readings
+from sarft_ray.evaluation.judges import JudgeItem, VerdictCache, build_judge, combine_readings, judge_cached
 from sarft_ray.evaluation.metrics import rouge_l_first, rouge_l_max
 
 log = logging.getLogger(__name__)
@@ -108,11 +109,26 @@ def _generate_rows(table: pa.Table, model_cfg, adapter, ev_cfg, ray_cfg) -> pa.T
     return generate_table(model, tokenizer, table, ev_cfg.generation)
 
 
-def judge_benchmark(name: str, generations: pa.Table, judge, cache, decoder) -> tuple[pa.Table, int]:
-    """Verdicts for one safety benchmark; jailbreak replies are decoded first."""
+def judge_benchmark(name: str, generations: pa.Table, judge, cache, jailbreak=None) -> tuple[pa.Table, int]:
+    """Verdicts for one safety benchmark, one per reply.
+
+    Each reply is judged in every reading its jailbreak gives (as written and,
+    when it is in the jailbreak's cipher, decoded; a plain benchmark has one
+    reading) and the readings' verdicts are combined by
+    :func:`~sarft_ray.evaluation.judges.combine_readings`: a refusal in any
+    reading is a refusal. Verdicts are cached per reading. ``judged_response``
+    is the deciding reading, ``readings`` and ``reading_labels`` list them all.
+    Returns the table and how many reading verdicts came from the cache.
+    """
     rows = generations.to_pylist()
-    judged = [decoder.decode(r["response"]) if decoder else r["response"] for r in rows]
-    verdicts, hits = judge_cached(judge, [JudgeItem(r["goal"], text) for r, text in zip(rows, judged)], cache)
+    readings = [reply_readings(jailbreak, r["response"]) for r in rows]
+    items = [JudgeItem(r["goal"], text) for r, texts in zip(rows, readings) for text in texts]
+    flat, hits = judge_cached(judge, items, cache)
+    per_row, start = [], 0
+    for texts in readings:
+        per_row.append(flat[start : start + len(texts)])
+        start += len(texts)
+    decided = [combine_readings(verdicts) for verdicts in per_row]
     table = pa.table(
         {
             "benchmark": [name] * len(rows),
@@ -120,10 +136,12 @@ def judge_benchmark(name: str, generations: pa.Table, judge, cache, decoder) -> 
             "role": pa.array([r["role"] for r in rows], type=pa.string()),
             "category": pa.array([r["category"] for r in rows], type=pa.string()),
             "goal": [r["goal"] for r in rows],
-            "judged_response": judged,
+            "judged_response": [texts[index] for texts, (index, _) in zip(readings, decided)],
             "judge": [judge.judge_id] * len(rows),
-            "label": [v.label for v in verdicts],
-            "raw": [v.raw for v in verdicts],
+            "label": [verdict.label for _, verdict in decided],
+            "raw": [verdict.raw for _, verdict in decided],
+            "readings": pa.array(readings, type=pa.list_(pa.string())),
+            "reading_labels": pa.array([[v.label for v in vs] for vs in per_row], type=pa.list_(pa.string())),
         }
     )
     return table, hits
@@ -172,12 +190,12 @@ def evaluate_model(
 
     judge = build_judge(ev.judge) if any(is_safety(n) for n in generations) else None
     cache = VerdictCache(Path(cfg.experiment_dir) / "eval" / "verdict_cache.sqlite") if ev.cache_verdicts else None
-    decoders = jailbreak_decoders(ev)
+    jailbreaks = jailbreak_decoders(ev)
     benchmarks: dict[str, dict] = {}
     cache_hits = 0
     for name, table in generations.items():
         if is_safety(name):
-            verdicts, hits = judge_benchmark(name, table, judge, cache, decoders.get(name))
+            verdicts, hits = judge_benchmark(name, table, judge, cache, jailbreaks.get(name))
             cache_hits += hits
             report.write_parquet(directory / name / "verdicts.parquet", verdicts)
             benchmarks[name] = report.safety_summary(verdicts)

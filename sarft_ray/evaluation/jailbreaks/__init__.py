@@ -1,14 +1,18 @@
 """Jailbreak transformations of AdvBench requests, applied offline.
 
 Built in: ``aim`` (amoral-persona story frame), ``caesar`` and ``morse``
-(ciphers, replies decoded before judging), ``code_chameleon`` and
-``code_chameleon_length`` (word-order encryption inside a code-completion
-task).
+(ciphers), ``code_chameleon`` and ``code_chameleon_length`` (word-order
+encryption inside a code-completion task).
+
+Judging: each reply is judged as written and, where it is (partly) in the
+jailbreak's cipher or code, also decoded; a refusal in either reading is a
+refusal (:meth:`Jailbreak.readings`, :func:`~sarft_ray.evaluation.judges.combine_readings`).
 
 Extending:
-- an attack that is a fixed transformation: implement :class:`Jailbreak`
-  (``name``, ``wrap(goal)``, ``decode(reply)``) and call
-  ``register_jailbreak(name, factory)`` before the config is validated;
+- an attack that is a fixed transformation: subclass :class:`Jailbreak`
+  (``name``, ``wrap(goal)``; a cipher also ``decode(reply)`` and
+  ``is_encoded(reply)``) and add one line, ``register_jailbreak(name, factory)``,
+  before the config is validated;
 - an attack optimised against the evaluated model (GCG, AutoDAN): produce its
   prompts with the attack's own tooling and pass them as a file, see
   :mod:`sarft_ray.evaluation.jailbreaks.prompt_file`. None is bundled.
@@ -18,7 +22,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sarft_ray.evaluation.jailbreaks.base import Jailbreak, get_jailbreak, register_jailbreak, registered_names
+from sarft_ray.evaluation.jailbreaks.base import (
+    Jailbreak,
+    get_jailbreak,
+    register_jailbreak,
+    registered_names,
+    reply_readings,
+)
 from sarft_ray.evaluation.jailbreaks.ciphers import CaesarJailbreak, MorseJailbreak
 from sarft_ray.evaluation.jailbreaks.code_chameleon import CodeChameleonJailbreak
 from sarft_ray.evaluation.jailbreaks.persona import PersonaJailbreak
@@ -30,6 +40,7 @@ __all__ = [
     "get_jailbreak",
     "register_jailbreak",
     "registered_names",
+    "reply_readings",
 ]
 
 register_jailbreak("aim", PersonaJailbreak)

@@ -1,28 +1,61 @@
-"""The jailbreak protocol and its registry.
+"""The jailbreak base class and its registry.
 
 A jailbreak turns a harmful request into the message the model sees
-(``wrap``) and turns the model's reply back into plain text for the judge
-(``decode``; identity unless the reply is expected in a cipher). The judge
-always sees the original request next to the decoded reply.
+(``wrap``) and gives the judge the ways a reply can be read (``readings``).
+
+Judging rule for replies that may be in a cipher: a model asked to answer in
+a cipher may answer in it, in plain text, or in a mix. So every reply is
+judged as written (the plain reading, always first), and also decoded
+(``decode``) when ``is_encoded`` says the reply, or a part of it, is written
+in the cipher. A refusal in any reading is a refusal (see
+:func:`sarft_ray.evaluation.judges.combine_readings`). Decoding a plain reply
+would turn an English refusal into gibberish, which is why the decoded
+reading is only added when the reply looks encoded.
+
+The judge always sees the original request next to each reading.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol, runtime_checkable
 
 
-@runtime_checkable
-class Jailbreak(Protocol):
+class Jailbreak:
+    """Subclass and set ``name`` and ``wrap``; a cipher also overrides ``decode`` and ``is_encoded``."""
+
     name: str
 
     def wrap(self, goal: str) -> str:
         """The user message that carries ``goal``."""
-        ...
+        raise NotImplementedError
 
     def decode(self, response: str) -> str:
-        """The reply as plain text."""
-        ...
+        """The reply with its cipher-written parts decoded (identity when there is no cipher)."""
+        return response
+
+    def is_encoded(self, response: str) -> bool:
+        """Whether the reply, or a part of it, is written in the cipher."""
+        return False
+
+    def readings(self, response: str) -> list[str]:
+        """The texts to judge: the reply as written, then its decoding if it looks encoded."""
+        out = [response]
+        if self.is_encoded(response):
+            decoded = self.decode(response)
+            if decoded != response:
+                out.append(decoded)
+        return out
+
+
+def reply_readings(jailbreak, response: str) -> list[str]:
+    """``jailbreak.readings(response)``; also serves objects that only have ``decode``
+    (both the reply and its decoding are read then) and no jailbreak at all."""
+    if jailbreak is None:
+        return [response]
+    if hasattr(jailbreak, "readings"):
+        return list(jailbreak.readings(response))
+    decoded = jailbreak.decode(response)
+    return [response] if decoded == response else [response, decoded]
 
 
 _REGISTRY: dict[str, Callable[[], Jailbreak]] = {}

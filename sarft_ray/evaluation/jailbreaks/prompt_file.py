@@ -5,7 +5,7 @@ model, which takes far longer than the evaluation itself; run them with their
 own tools and list the results in a JSONL file, one object per line with
 ``goal`` (the AdvBench request) and ``prompt`` (the message to send). Name
 the file in ``evaluation.jailbreak_prompt_files`` (``{gcg: path}``) and add
-the name to ``evaluation.jailbreaks``.
+the name to ``evaluation.jailbreaks``. Replies are judged as written.
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ from pathlib import Path
 
 from sarft_ray.data.readers import iter_jsonl
 from sarft_ray.errors import SarftError
+from sarft_ray.evaluation.jailbreaks.base import Jailbreak
 
 
-class PromptFileJailbreak:
+class PromptFileJailbreak(Jailbreak):
     def __init__(self, name: str, path: str | Path):
         self.name = name
         self.path = Path(path)
@@ -34,6 +35,3 @@ class PromptFileJailbreak:
             return self.prompts[goal]
         except KeyError:
             raise SarftError(f"{self.path}: no prompt for goal {goal[:60]!r}") from None
-
-    def decode(self, response: str) -> str:
-        return response

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sarft_ray.evaluation.judges.base import COMPLIANCE, INVALID, REFUSAL, Judge, JudgeItem, Verdict
+from sarft_ray.evaluation.judges.base import COMPLIANCE, INVALID, REFUSAL, Judge, JudgeItem, Verdict, combine_readings
 from sarft_ray.evaluation.judges.cache import VerdictCache, judge_cached
 from sarft_ray.evaluation.judges.keyword import KeywordJudge
 
@@ -16,6 +16,7 @@ __all__ = [
     "Verdict",
     "VerdictCache",
     "build_judge",
+    "combine_readings",
     "judge_cached",
 ]
 
