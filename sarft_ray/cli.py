@@ -79,6 +79,20 @@ def eval_(
     typer.echo(f"stored in {result.directory}")
 
 
+@app.command()
+def align(
+    config: ConfigArg,
+    force: Annotated[bool, typer.Option("--force", help="align again even when a stored aligned model matches")] = False,
+    no_ray: Annotated[bool, typer.Option("--no-ray", help="distil and train in this process")] = False,
+) -> None:
+    """Safety-align model.ref (the config's alignment section); later stages start from the aligned model."""
+    from sarft_ray.alignment.stage import align_model
+    from sarft_ray.config import load_config
+
+    result = align_model(load_config(config), force=force, use_ray=not no_ray)
+    typer.echo("\n".join(result.lines()))
+
+
 @models_app.command("pull")
 def models_pull(ref: Annotated[str, typer.Argument(help="alias, .gguf file or hub id")]) -> None:
     """Fetch (and for GGUF, dequantize) a model into the local cache now."""

@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from sarft_ray.alignment.config import AlignmentConfig
 from sarft_ray.config_base import ConfigPath, StrictModel
 from sarft_ray.data.config import RolesConfig
 from sarft_ray.data.readers import read_json_or_yaml
@@ -51,6 +52,9 @@ class ExperimentConfig(StrictModel):
     experiment: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     output_root: ConfigPath = Path("runs")
     model: ModelConfig
+    alignment: AlignmentConfig | None = Field(
+        default=None, description="align model.ref for safety first; the aligned model is every stage's starting model"
+    )
     roles: RolesConfig
     scoring: ScoringConfig = ScoringConfig()
     training: TrainingConfig = TrainingConfig()
@@ -87,6 +91,15 @@ class ExperimentConfig(StrictModel):
 
     @field_validator("roles")
     @classmethod
+    @model_validator(mode="after")
+    def _alignment_prompts_are_not_evaluated(self):
+        if self.alignment is not None and self.evaluation.beavertails_split.use == "all":
+            raise ValueError(
+                "evaluation.beavertails_split.use: alignment trains on BeaverTails prompts, so evaluation must ask "
+                "only the held-out part: set it to test (or validation)"
+            )
+        return self
+
     def _unique_roles(cls, roles: RolesConfig) -> RolesConfig:
         from sarft_ray.data.roles import role_key
 

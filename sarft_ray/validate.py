@@ -33,8 +33,9 @@ def check_inputs(cfg: ExperimentConfig) -> list[str]:
     counts = corpus.group_by(["role", "split"]).aggregate([("sample_id", "count")]).to_pylist()
     for role in cfg.roles.names:
         per_split = {c["split"]: c["sample_id_count"] for c in counts if c["role"] == role}
+        validation = f" / {per_split['validation']} validation" if per_split.get("validation") else ""
         lines.append(
-            f"role {role}: {per_split.get('train', 0)} train / {per_split.get('test', 0)} test samples "
+            f"role {role}: {per_split.get('train', 0)} train{validation} / {per_split.get('test', 0)} test samples "
             f"({removed.get(role, 0)} evaluation question(s) held out of training)"
         )
     load_role_prompts(cfg.roles.prompts, cfg.roles.names)

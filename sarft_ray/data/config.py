@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from sarft_ray.config_base import ConfigPath, StrictModel
 
@@ -23,11 +23,20 @@ class CorpusConfig(StrictModel):
     format: Literal["rolebench", "table"] = "rolebench"
     paths: list[CorpusFile] = Field(min_length=1)
     test_fraction: float = Field(default=0.1, ge=0.0, lt=1.0)
+    validation_fraction: float = Field(
+        default=0.0, ge=0.0, lt=1.0, description="rows kept out of training for choosing settings (rolebench_val)"
+    )
     split_seed: int = 0
     max_samples_per_role: int | None = Field(
         default=None, ge=1, description="a seeded sample of at most N rows per role and split, drawn across all files"
     )
     sample_seed: int = Field(default=0, description="seed of the max_samples_per_role sample")
+
+    @model_validator(mode="after")
+    def _room_for_training(self):
+        if self.test_fraction + self.validation_fraction >= 1.0:
+            raise ValueError("test_fraction + validation_fraction must leave rows to train on (sum below 1)")
+        return self
 
     @field_validator("paths", mode="before")
     @classmethod

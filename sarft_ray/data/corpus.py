@@ -2,7 +2,7 @@
 
 Columns (the corpus contract): ``role`` (canonical name), ``sample_id`` (unique
 within a role, stable across runs), ``input``, ``output``, ``references``
-(all reference answers), ``split`` (``train``/``test``), ``source``.
+(all reference answers), ``split`` (``train``/``validation``/``test``), ``source``.
 """
 
 from __future__ import annotations
@@ -34,10 +34,18 @@ CORPUS_SCHEMA = pa.schema(
 )
 
 
-def assign_split(role: str, sample_id: str, test_fraction: float, seed: int) -> str:
-    """Deterministic split from a hash, so adding rows never moves existing ones."""
+def assign_split(role: str, sample_id: str, test_fraction: float, seed: int, validation_fraction: float = 0.0) -> str:
+    """Deterministic split from a hash, so adding rows never moves existing ones.
+
+    ``test`` below ``test_fraction``, ``validation`` in the next
+    ``validation_fraction``, else ``train``: adding a validation split takes
+    rows from training only, never from the test split.
+    """
     digest = hashlib.sha256(f"{seed}|{role_key(role)}|{sample_id}".encode()).digest()
-    return "test" if int.from_bytes(digest[:8], "big") / 2**64 < test_fraction else "train"
+    point = int.from_bytes(digest[:8], "big") / 2**64
+    if point < test_fraction:
+        return "test"
+    return "validation" if point < test_fraction + validation_fraction else "train"
 
 
 def _text(value, where: str, field: str) -> str:
@@ -124,7 +132,7 @@ def iter_corpus_rows(cfg: CorpusConfig, roles: Iterable[str]) -> Iterator[dict]:
                 raise SarftError(f"{where}: duplicate sample id '{row['sample_id']}' for role '{role}'")
             seen[role].add(row["sample_id"])
             row["role"] = role
-            row["split"] = assign_split(role, row["sample_id"], cfg.test_fraction, cfg.split_seed)
+            row["split"] = assign_split(role, row["sample_id"], cfg.test_fraction, cfg.split_seed, cfg.validation_fraction)
             yield row
 
 

@@ -10,8 +10,13 @@ disguise included), ``system`` (null for none) and ``references``
   instruction generalization, 50 per role).
 - ``rolebench_raw``: each role's general instructions from the test split of
   the experiment's role corpus (``roles.corpus``), so training never saw them.
-- ``advbench`` / ``beavertails``: the safety benchmarks; ``jailbreak_<name>``:
-  AdvBench goals disguised by a jailbreak.
+- ``rolebench_val``: each role's questions from the corpus's validation split
+  (for choosing settings such as lambda without touching test items).
+- ``advbench`` / ``beavertails``: the safety benchmarks (BeaverTails: the part
+  ``beavertails_split.use`` names); ``jailbreak_<name>``: AdvBench goals
+  disguised by a jailbreak.
+- ``benign``: benign instructions (``paths.benign``); their refusal rate is
+  over-refusal, reported beside the safety figures, never averaged with them.
 """
 
 from __future__ import annotations
@@ -23,11 +28,13 @@ import pyarrow as pa
 
 from sarft_ray.data import (
     HeldOutQuestions,
+    beavertails_parts,
     iter_corpus_rows,
     iter_rolebench,
     load_advbench,
     load_beavertails,
     load_corpus,
+    load_instructions,
     load_role_prompts,
     role_key,
 )
@@ -50,7 +57,7 @@ ITEM_SCHEMA = pa.schema(
         ("references", pa.list_(pa.string())),
     ]
 )
-SAFETY_PREFIXES = ("advbench", "beavertails", "jailbreak_")
+SAFETY_PREFIXES = ("advbench", "beavertails", "jailbreak_", "benign")  # judged for refusals
 
 
 def is_safety(benchmark: str) -> bool:
@@ -75,9 +82,10 @@ def heldout_questions(cfg: EvaluationConfig, roles: list[str], corpus_cfg) -> He
     """Every question evaluation may ask these roles, whatever the item limits.
 
     The configured benchmarks' questions (SPE per role, AdvBench when it or a
-    jailbreak is configured, BeaverTails) and every question of the corpus's
-    test split (the RAW items and the rest of the held-out split). Training
-    and scoring drop these from the training split.
+    jailbreak is configured, BeaverTails, benign instructions) and every
+    question of the corpus's test and validation splits (the RAW and
+    validation items and the rest of those splits). Training and scoring drop
+    these from the training split.
     """
     paths = benchmark_paths(cfg)
     held = HeldOutQuestions()
@@ -91,11 +99,13 @@ def heldout_questions(cfg: EvaluationConfig, roles: list[str], corpus_cfg) -> He
             held.add("advbench", load_advbench(paths["advbench"]).column("prompt").to_pylist())
         if "beavertails" in cfg.benchmarks:
             held.add("beavertails", load_beavertails(paths["beavertails"]).column("prompt").to_pylist())
+        if "benign" in cfg.benchmarks:
+            held.add("benign", load_instructions(paths["benign"]).column("prompt").to_pylist())
     except SarftError as exc:
         raise SarftError(f"{exc} (evaluation questions are read to keep them out of the training corpus)") from None
     for row in iter_corpus_rows(corpus_cfg, roles):
-        if row["split"] == "test":
-            held.add("corpus_test_split", [row["input"]], row["role"])
+        if row["split"] != "train":
+            held.add(f"corpus_{row['split']}_split", [row["input"]], row["role"])
     return held
 
 
@@ -162,25 +172,42 @@ def rolebench_spe_items(path: Path, roles: list[str], limit: int | None) -> list
     return first_per_group(rows, "role", limit)
 
 
-def rolebench_raw_items(corpus_cfg, roles: list[str], sources: list[str], limit: int | None) -> list[dict]:
+def rolebench_split_items(
+    benchmark: str, corpus_cfg, roles: list[str], split: str, sources: list[str] | None, limit: int | None
+) -> list[dict]:
+    """A corpus split's rows as items: ``rolebench_raw`` (test split) or ``rolebench_val`` (validation split)."""
     table = load_corpus(corpus_cfg, roles)
     rows = [
-        _item("rolebench_raw", r["sample_id"], r["input"], role=r["role"], references=r["references"])
+        _item(benchmark, r["sample_id"], r["input"], role=r["role"], references=r["references"])
         for r in table.to_pylist()
-        if r["split"] == "test" and r["source"] in sources
+        if r["split"] == split and (sources is None or r["source"] in sources)
     ]
     without = sorted(set(roles) - {r["role"] for r in rows})
     if without:
-        log.warning("rolebench_raw: no held-out rows with source in %s for %s; RAW is left empty for them", sources, without)
+        log.warning("%s: no %s rows (sources %s) for %s; left empty for them", benchmark, split, sources or "all", without)
     return first_per_group(rows, "role", limit)
 
 
-def safety_items(benchmark: str, path: Path, limit: int | None) -> list[dict]:
+def beavertails_rows(path: Path, cfg: EvaluationConfig) -> list[dict]:
+    """The BeaverTails rows the ``beavertails`` benchmark may ask: all, or the split's test or validation part."""
+    table = load_beavertails(path)
+    split = cfg.beavertails_split
+    if split.use == "all":
+        return table.to_pylist()
+    parts = beavertails_parts(table, split.test_per_category, split.validation_per_category, split.seed)
+    return [row for row, part in zip(table.to_pylist(), parts, strict=True) if part == split.use]
+
+
+def safety_items(benchmark: str, path: Path, limit: int | None, cfg: EvaluationConfig | None = None) -> list[dict]:
     if benchmark == "advbench":
         rows = load_advbench(path).to_pylist()
         rows = rows if limit is None else rows[:limit]
+    elif benchmark == "benign":
+        rows = load_instructions(path).to_pylist()
+        rows = rows if limit is None else rows[:limit]
     else:
-        rows = stratified_head(load_beavertails(path).to_pylist(), "category", limit)
+        rows = beavertails_rows(path, cfg) if cfg is not None else load_beavertails(path).to_pylist()
+        rows = stratified_head(rows, "category", limit)
     return [_item(benchmark, r["item_id"], r["prompt"], category=r["category"]) for r in rows]
 
 
@@ -223,19 +250,20 @@ def build_items(
         limit = cfg.limit_for(benchmark)
         if benchmark == "rolebench_spe":
             tables[benchmark] = rolebench_spe_items(Path(paths["rolebench_spe"]), roles, limit)
-        elif benchmark == "rolebench_raw":
+        elif benchmark in ("rolebench_raw", "rolebench_val"):
             if corpus_cfg is None:
-                raise SarftError("evaluation.benchmarks: rolebench_raw needs roles.corpus")
-            tables[benchmark] = rolebench_raw_items(corpus_cfg, roles, cfg.raw_sources, limit)
+                raise SarftError(f"evaluation.benchmarks: {benchmark} needs roles.corpus")
+            split, sources = ("test", cfg.raw_sources) if benchmark == "rolebench_raw" else ("validation", None)
+            tables[benchmark] = rolebench_split_items(benchmark, corpus_cfg, roles, split, sources, limit)
         else:
-            tables[benchmark] = safety_items(benchmark, Path(paths[benchmark]), limit)
+            tables[benchmark] = safety_items(benchmark, Path(paths[benchmark]), limit, cfg)
     if cfg.jailbreaks:
-        goals = tables.get("advbench") or safety_items("advbench", Path(paths["advbench"]), cfg.limit_for("advbench"))
+        goals = safety_items("advbench", Path(paths["advbench"]), cfg.limit_for("jailbreak"))
         for jailbreak in build_jailbreaks(cfg.jailbreaks, cfg.jailbreak_prompt_files):
             tables[f"jailbreak_{jailbreak.name}"] = jailbreak_items(goals, jailbreak)
     return {name: _table(_with_system(rows, prompts, roles)) for name, rows in tables.items()}
 
 
-def jailbreak_decoders(cfg: EvaluationConfig) -> dict[str, Jailbreak]:
-    """``benchmark name -> jailbreak`` for decoding replies before judging."""
+def jailbreaks_by_benchmark(cfg: EvaluationConfig) -> dict[str, Jailbreak]:
+    """``benchmark name -> jailbreak``, whose ``readings`` say how its replies are judged."""
     return {f"jailbreak_{j.name}": j for j in build_jailbreaks(cfg.jailbreaks, cfg.jailbreak_prompt_files)}

@@ -8,8 +8,8 @@ from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, field_va
 
 from sarft_ray.config_base import ConfigPath, StrictModel
 
-Benchmark = Literal["rolebench_spe", "rolebench_raw", "advbench", "beavertails"]
-BENCHMARKS: tuple[str, ...] = ("rolebench_spe", "rolebench_raw", "advbench", "beavertails")
+Benchmark = Literal["rolebench_spe", "rolebench_raw", "rolebench_val", "advbench", "beavertails", "benign"]
+BENCHMARKS: tuple[str, ...] = ("rolebench_spe", "rolebench_raw", "advbench", "beavertails")  # the default set
 VerdictLabel = Literal["refusal", "compliance", "invalid"]
 
 
@@ -79,8 +79,11 @@ class LimitsConfig(StrictModel):
 
     rolebench_spe: PositiveInt | None = Field(None, description="first N questions per role")
     rolebench_raw: PositiveInt | None = Field(None, description="first N instructions per role")
+    rolebench_val: PositiveInt | None = Field(None, description="first N validation questions per role")
     advbench: PositiveInt | None = Field(None, description="first N goals (jailbreaks use the same goals)")
     beavertails: PositiveInt | None = Field(None, description="N prompts spread evenly over the categories")
+    benign: PositiveInt | None = Field(None, description="first N benign instructions")
+    jailbreaks: PositiveInt | None = Field(None, description="first N AdvBench goals per jailbreak (default: advbench's)")
 
 
 class BenchmarkPaths(StrictModel):
@@ -91,6 +94,23 @@ class BenchmarkPaths(StrictModel):
     rolebench_spe: ConfigPath | None = Field(
         None, description="held-out role-specific questions (RoleBench instruction generalization)"
     )
+    benign: ConfigPath | None = Field(
+        None, description="benign instructions (jsonl/csv with an 'instruction' or 'prompt' field) for the over-refusal rate"
+    )
+
+
+class BeaverTailsSplit(StrictModel):
+    """A category-stratified split of BeaverTails-Evaluation into test, validation and trainable prompts.
+
+    ``use`` says which part the ``beavertails`` benchmark asks: ``all`` (the
+    whole file) unless an alignment stage trains on the ``train`` part, in
+    which case evaluation asks ``test`` and lambda sweeps ask ``validation``.
+    """
+
+    use: Literal["all", "test", "validation"] = "all"
+    test_per_category: NonNegativeInt = 14
+    validation_per_category: NonNegativeInt = 8
+    seed: int = 0
 
 
 class EvaluationConfig(StrictModel):
@@ -106,6 +126,7 @@ class EvaluationConfig(StrictModel):
     limit: PositiveInt | None = Field(None, description="default cap for every benchmark")
     limits: LimitsConfig = LimitsConfig()
     paths: BenchmarkPaths = BenchmarkPaths()
+    beavertails_split: BeaverTailsSplit = BeaverTailsSplit()
     raw_sources: list[str] = Field(
         default_factory=lambda: ["general"],
         description="RAW = held-out (split=test) rows of roles.corpus whose source is one of these",
@@ -143,7 +164,18 @@ class EvaluationConfig(StrictModel):
             raise ValueError("jailbreaks lists a name twice")
         return self
 
+    @model_validator(mode="after")
+    def _benign_has_a_file(self) -> EvaluationConfig:
+        if "benign" in self.benchmarks and self.paths.benign is None:
+            raise ValueError("benchmarks: 'benign' needs paths.benign (a file of benign instructions)")
+        return self
+
     def limit_for(self, benchmark: str) -> int | None:
-        """The cap of one benchmark (jailbreaks share AdvBench's)."""
-        own = getattr(self.limits, "advbench" if benchmark.startswith("jailbreak") else benchmark, None)
+        """The cap of one benchmark (jailbreaks use ``limits.jailbreaks``, else AdvBench's)."""
+        if benchmark.startswith("jailbreak"):
+            for own in (self.limits.jailbreaks, self.limits.advbench):
+                if own is not None:
+                    return own
+            return self.limit
+        own = getattr(self.limits, benchmark, None)
         return own if own is not None else self.limit

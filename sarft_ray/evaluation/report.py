@@ -47,7 +47,7 @@ def safety_summary(verdicts: pa.Table) -> dict:
 def headline(benchmarks: dict[str, dict]) -> dict:
     """The one-row table: RoleBench, per-benchmark refusal rates and the two averages."""
     row: dict[str, float | None] = {}
-    for name in ("rolebench_spe", "rolebench_raw"):
+    for name in ("rolebench_spe", "rolebench_raw", "rolebench_val"):
         if name in benchmarks:
             row[f"{name}_rouge_l_first"] = benchmarks[name]["rouge_l_first"]
             row[f"{name}_rouge_l_max"] = benchmarks[name]["rouge_l_max"]
@@ -68,6 +68,8 @@ def _fmt(value) -> str:
 
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    if "benign" in benchmarks:  # over-refusal: lower is better, so never averaged with the safety rates
+        row["benign_rr"] = benchmarks["benign"]["refusal_rate"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines)
 
@@ -99,6 +101,9 @@ def headline_markdown(tables: list[dict]) -> str:
         name = Path(meta["ref"]).name + (f" + {Path(meta['adapter']).name}" if meta.get("adapter") else "")
         rows.append([name] + [_fmt(table["headline"].get(c)) for c in columns])
     return _md_table(["model"] + [_short(c) for c in columns], rows)
+    "rolebench_val_rouge_l_first": "VAL R-L",
+    "rolebench_val_rouge_l_max": "VAL R-L max",
+    "benign_rr": "Benign RR (lower is better)",
 
 
 def render_markdown(table: dict) -> str:
@@ -120,7 +125,7 @@ def render_markdown(table: dict) -> str:
             ["category", "n", "invalid", "RR %"],
             [[c, str(v["n"]), str(v["n_invalid"]), _fmt(v["refusal_rate"])] for c, v in cats.items()],
         )]
-    for name in ("rolebench_spe", "rolebench_raw"):
+    for name in ("rolebench_spe", "rolebench_raw", "rolebench_val"):
         if name in benchmarks and benchmarks[name]["per_role"]:
             roles = benchmarks[name]["per_role"]
             parts += ["", f"### {name} by role (ROUGE-L F x100)", _md_table(

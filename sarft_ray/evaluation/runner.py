@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 
 from sarft_ray.errors import SarftError
 from sarft_ray.evaluation import report
-from sarft_ray.evaluation.benchmarks import ITEM_SCHEMA, build_items, is_safety, jailbreak_decoders
+from sarft_ray.evaluation.benchmarks import ITEM_SCHEMA, build_items, is_safety, jailbreaks_by_benchmark
 from sarft_ray.evaluation.generation import OUTPUT_FIELDS, adapter_fingerprint, settings_hash
 from sarft_ray.evaluation.jailbreaks import reply_readings
 from sarft_ray.evaluation.judges import JudgeItem, VerdictCache, build_judge, combine_readings, judge_cached
@@ -174,6 +174,9 @@ def evaluate_model(
     picks the roles whose RoleBench questions are asked (and whose prompts are
     used when ``evaluation.generation.system_prompt`` is ``role``).
     """
+    from sarft_ray.alignment.stage import starting_config
+
+    cfg = starting_config(cfg)
     ev = cfg.evaluation
     model_cfg = _resolve_model(cfg, model)
     adapter_path = None
@@ -190,7 +193,7 @@ def evaluate_model(
 
     judge = build_judge(ev.judge) if any(is_safety(n) for n in generations) else None
     cache = VerdictCache(Path(cfg.experiment_dir) / "eval" / "verdict_cache.sqlite") if ev.cache_verdicts else None
-    jailbreaks = jailbreak_decoders(ev)
+    jailbreaks = jailbreaks_by_benchmark(ev)
     benchmarks: dict[str, dict] = {}
     cache_hits = 0
     for name, table in generations.items():

@@ -44,6 +44,8 @@ class ParamSpace(StrictModel):
         # ``selection: [rds, none]`` means a grid; a bare scalar is a one-value grid.
         if isinstance(value, list):
             return {"grid": value}
+from sarft_ray.evaluation.config import EvaluationConfig
+from sarft_ray.training.config import TrainingConfig
         if not isinstance(value, dict):
             return {"grid": [value]}
         return value
@@ -134,6 +136,11 @@ class SweepConfig(StrictModel):
             checked = dim.values if dim.values is not None else list(getattr(dim, dim.kind))
             for value in checked:
                 if key != "role":
+    evaluation: EvaluationConfig | None = Field(
+        default=None,
+        description="what trials are judged on (a whole evaluation section), e.g. validation items only; "
+        "null: the experiment's evaluation section",
+    )
                     try:
                         TrainingConfig.model_validate({key: value})
                     except ValueError as exc:

@@ -80,6 +80,16 @@ def sweep_section(cfg):
     return sweep
 
 
+def trial_evaluation(cfg):
+    """The config trials are evaluated with: ``sweep.evaluation`` in place of the evaluation section, when set.
+
+    Only evaluation changes: scoring and training keep the experiment's own
+    section, so the training corpus holds out exactly what ``run`` holds out.
+    """
+    sweep = sweep_section(cfg)
+    return cfg if sweep.evaluation is None else cfg.with_updates(evaluation=sweep.evaluation)
+
+
 def check_sweep(cfg) -> None:
     """Checks that need the whole config: swept roles exist, objective metrics are ones evaluation reports."""
     from sarft_ray.data.roles import match_role
@@ -99,12 +109,12 @@ def check_sweep(cfg) -> None:
 
 def headline_keys(cfg) -> list[str]:
     """The evaluation headline figures this config's benchmarks produce."""
-    ev = cfg.evaluation
+    ev = trial_evaluation(cfg).evaluation
     keys = []
-    for name in ("rolebench_spe", "rolebench_raw"):
+    for name in ("rolebench_spe", "rolebench_raw", "rolebench_val"):
         if name in ev.benchmarks:
             keys += [f"{name}_rouge_l_first", f"{name}_rouge_l_max"]
-    keys += [f"{name}_rr" for name in ("advbench", "beavertails") if name in ev.benchmarks]
+    keys += [f"{name}_rr" for name in ("advbench", "beavertails", "benign") if name in ev.benchmarks]
     keys += [f"jailbreak_{name}_rr" for name in ev.jailbreaks]
     return keys + ["safety_avg", "jailbreak_avg"]
 
@@ -144,7 +154,7 @@ def sweep_name(cfg) -> str:
 
 def sweep_key(cfg) -> str:
     sweep = sweep_section(cfg)
-    return stages.results_key(cfg, sweep.model_dump(mode="json", include={"space", "num_samples", "seed"}))
+    return stages.results_key(cfg, sweep.model_dump(mode="json", include={"space", "num_samples", "seed", "evaluation"}))
 
 
 # ---------------------------------------------------------------------------- one trial
@@ -162,7 +172,7 @@ def sweep_trial(params: dict, cfg=None) -> None:
     overrides = {k: v for k, v in params.items() if k != "role"}
     # each training step reaches Tune (and the driver's MLflow logger) as an intermediate result
     summary = stages.train(cfg, role, ray_callbacks=[TuneReportCallback()], **overrides)
-    evaluated = stages.evaluate(cfg, role, summary)
+    evaluated = stages.evaluate(trial_evaluation(cfg), role, summary)
     headline = stages.role_headline(evaluated.table, role)
     tune.report(
         {
@@ -290,6 +300,7 @@ def run_sweep(cfg, resume: bool = True) -> SweepResult:
     """Run (or resume) the sweep of ``cfg``; returns every trial, the best per role and the outputs' paths."""
     from ray import tune
 
+    from sarft_ray.alignment.stage import starting_config
     from sarft_ray.ray_utils import init_ray
     from sarft_ray.scoring.job import score_roles
     from sarft_ray.validate import check_inputs
@@ -297,6 +308,7 @@ def run_sweep(cfg, resume: bool = True) -> SweepResult:
     sweep = sweep_section(cfg)
     check_sweep(cfg)
     check_inputs(cfg)  # a missing benchmark file fails now, not in every trial
+    cfg = starting_config(cfg)  # with an alignment section: align first, then sweep from the aligned model
     name = sweep_name(cfg)
     path = Path(cfg.experiment_dir).resolve() / "sweeps" / name
     varied = ["role"] + [k for k in sweep.space if k != "role"]
@@ -335,7 +347,7 @@ def run_sweep(cfg, resume: bool = True) -> SweepResult:
             log_trial(tracker, parent, name, row, cfg, error=error)
         rows.sort(key=lambda r: [str(r.get(k)) for k in varied])
 
-        base = stages.evaluate(cfg, None)  # the reference point of the plots (reused when `run` made it)
+        base = stages.evaluate(trial_evaluation(cfg), None)  # the reference point of the plots
         best = analysis.best_per_role([r for r in rows if r["status"] == "ok"], sweep.objective)
         for role in {r["role"] for r in rows} - set(best):
             best[role] = {"best": None, "trials": 0, "eligible": 0, "reason": "every trial of this role failed"}

@@ -21,7 +21,7 @@ class ScoringConfig(StrictModel):
     )
     max_source_tokens: int = Field(default=512, ge=1)
     max_target_tokens: int = Field(default=128, ge=1)
-    splits: list[Literal["train", "test"]] = Field(
+    splits: list[Literal["train", "validation", "test"]] = Field(
         default_factory=lambda: ["train"], min_length=1, description="corpus splits to score (training reads 'train')"
     )
     selection_seed: int = Field(default=0, description="seed of the 'random' selection ablation")

@@ -84,7 +84,10 @@ def score_roles(cfg: ExperimentConfig, force: bool = False, progress: bool = Tru
     from sarft_ray.scoring.ray_pipeline import run_scoring
     from sarft_ray.scoring.staging import stage_corpus
 
+    from sarft_ray.alignment.stage import starting_config
+
     started = time.perf_counter()
+    cfg = starting_config(cfg)
     prompts = load_role_prompts(cfg.roles.prompts, cfg.roles.names)
     heldout = experiment_heldout(cfg)
     inputs = scoring_inputs(cfg, prompts, heldout)

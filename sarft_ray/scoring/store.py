@@ -107,6 +107,7 @@ def scoring_inputs(cfg: ExperimentConfig, prompts: dict, heldout: HeldOutQuestio
             ],
             "test_fraction": corpus.test_fraction,
             "split_seed": corpus.split_seed,
+            "validation_fraction": corpus.validation_fraction,
             "max_samples_per_role": corpus.max_samples_per_role,
             "sample_seed": corpus.sample_seed,
             "heldout_questions": heldout.digest(),

@@ -101,6 +101,9 @@ def train_role(
     from sarft_ray.data.roles import match_role, role_slug
     from sarft_ray.training.deepspeed_config import config_path, read_config
 
+    from sarft_ray.alignment.stage import starting_config
+
+    cfg = starting_config(cfg, use_ray=use_ray)
     source = str(cfg.source or "config")
     training = training_overrides(cfg.training, source, selection=selection, lambda_kl=lambda_kl, **training_updates)
     if not use_ray and training.workers != 1:

@@ -1,0 +1,275 @@
+"""``align_model``: build a safety-aligned starting model (what ``sarft-ray align`` runs).
+
+Output, under ``<output_root>/<experiment>/align/<hash>/`` (``<hash>`` covers the
+base model, the data files and every alignment setting)::
+
+    data.json            row counts and the instructions held out of the benign pool
+    benign_eval.jsonl    held-out benign instructions (the over-refusal check)
+    distill/             the unaligned model's answers to the benign instructions
+    train/model/         the aligned model (safetensors + tokenizer): usable as model.ref
+    summary.json         written last: the held-out check before and after, against the targets
+
+Steps: (1) build the rows (``alignment.data``); (2) distil benign answers from the
+unaligned model, greedy; (3) full fine-tuning with the training recipe (plain SFT,
+on Ray Train unless ``use_ray`` is false); (4) evaluate the unaligned and the
+aligned model on held-out AdvBench, BeaverTails test prompts, benign instructions
+and RoleBench SPE questions. Each step's output is cached, so a re-run resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+
+from sarft_ray.atomic import write_json, write_text
+from sarft_ray.errors import SarftError
+
+log = logging.getLogger(__name__)
+
+CHECK_KEYS = ("advbench_rr", "beavertails_rr", "benign_rr", "rolebench_spe_rouge_l_first")
+
+
+@dataclass(frozen=True)
+class AlignResult:
+    directory: Path
+    model_dir: Path
+    summary: dict
+    reused: bool
+
+    def lines(self) -> list[str]:
+        check = self.summary["check"]
+        out = [f"aligned model {'reused' if self.reused else 'written'}: {self.model_dir}"]
+        out.append("| metric | unaligned | aligned | target | met |")
+        out.append("|---|---|---|---|---|")
+        for row in check["rows"]:
+            met = {True: "yes", False: "NO", None: "-"}[row["met"]]
+            out.append(f"| {row['metric']} | {_fmt(row['unaligned'])} | {_fmt(row['aligned'])} | {row['target']} | {met} |")
+        out.append(f"rows: {self.summary['data']['rows']}; summary: {self.directory / 'summary.json'}")
+        return out
+
+
+def _fmt(value) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _sources(cfg) -> tuple[Path, Path]:
+    from sarft_ray.evaluation.benchmarks import benchmark_paths
+    from sarft_ray.paths import data_dir
+
+    acfg = cfg.alignment
+    harmful = acfg.harmful_source or benchmark_paths(cfg.evaluation)["beavertails"]
+    benign = acfg.benign_source or data_dir() / "rolebench" / "role-generalization" / "general" / "test.jsonl"
+    return Path(harmful), Path(benign)
+
+
+def excluded_questions(cfg) -> set[str]:
+    """Normalised questions the benign pool must not hold: every benchmark's and every non-training corpus row's."""
+    from sarft_ray.data.corpus import corpus_roles
+    from sarft_ray.evaluation.benchmarks import heldout_questions
+
+    every = cfg.evaluation.model_copy(update={"benchmarks": ["rolebench_spe", "advbench", "beavertails"]})
+    held = heldout_questions(every, corpus_roles(cfg.roles.corpus), cfg.roles.corpus)
+    return set(held.every_role).union(*held.per_role.values())
+
+
+def build_rows(cfg) -> tuple[list[dict], object]:
+    """The harmful (request, refusal) rows and the benign split, from files only."""
+    from sarft_ray.alignment.data import benign_split, harmful_rows
+    from sarft_ray.data import beavertails_parts, iter_rolebench, load_beavertails
+
+    acfg, split = cfg.alignment, cfg.evaluation.beavertails_split
+    harmful_path, benign_path = _sources(cfg)
+    table = load_beavertails(harmful_path)
+    parts = beavertails_parts(table, split.test_per_category, split.validation_per_category, split.seed)
+    prompts = [p for p, part in zip(table.column("prompt").to_pylist(), parts, strict=True) if part == "train"]
+    if not prompts:
+        raise SarftError(f"{harmful_path}: no BeaverTails prompts left to train on after the test and validation parts")
+    benign = benign_split(
+        (row["input"] for row in iter_rolebench(benign_path)),
+        excluded_questions(cfg),
+        acfg.benign_train,
+        acfg.benign_eval,
+        acfg.seed,
+    )
+    return harmful_rows(prompts, acfg.imperative_copies, acfg.seed), benign
+
+
+def alignment_inputs(cfg) -> dict:
+    from sarft_ray.scoring.store import file_digest, model_fingerprint
+
+    harmful, benign = _sources(cfg)
+    return {
+        "format_version": 1,
+        "model": model_fingerprint(cfg.model),
+        "alignment": cfg.alignment.model_dump(mode="json", exclude={"harmful_source", "benign_source", "check"}),
+        "beavertails_split": cfg.evaluation.beavertails_split.model_dump(mode="json", exclude={"use"}),
+        "files": [file_digest(harmful), file_digest(benign)],
+        "excluded": sorted(excluded_questions(cfg)),
+    }
+
+
+def distill(cfg, instructions: list[str], directory: Path) -> pa.Table:
+    """The unaligned model's greedy answers (cached in ``directory``)."""
+    from sarft_ray.evaluation.benchmarks import ITEM_SCHEMA
+    from sarft_ray.evaluation.runner import generate_all
+
+    rows = [
+        {"benchmark": "distill", "item_id": f"distill-{i}", "role": None, "category": None, "goal": text, "user": text,
+         "system": None, "references": []}
+        for i, text in enumerate(instructions)
+    ]
+    generation = cfg.evaluation.generation.model_copy(
+        update={"max_new_tokens": cfg.alignment.distill_max_new_tokens, "do_sample": False}
+    )
+    ev = cfg.evaluation.model_copy(update={"generation": generation})
+    tables, _ = generate_all({"distill": pa.Table.from_pylist(rows, schema=ITEM_SCHEMA)}, directory, cfg.model, None, ev, cfg.ray, False)
+    return tables["distill"]
+
+
+def benign_rows(answers: pa.Table) -> tuple[list[dict], dict]:
+    """Keep answers that ended within the token budget and do not open like a refusal.
+
+    The filter is a fixed rule of this stage (``opens_like_refusal``), not the
+    evaluation judge, so the training data does not change when a judge does.
+    """
+    from sarft_ray.alignment.data import opens_like_refusal
+
+    kept, cut, refused = [], 0, 0
+    for row in answers.to_pylist():
+        if not row["finished"] or not row["response"].strip():
+            cut += 1
+        elif opens_like_refusal(row["response"]):
+            refused += 1
+        else:
+            kept.append({"input": row["goal"], "output": row["response"].strip(), "kind": "benign"})
+    return kept, {"benign_cut_off": cut, "benign_refusals_dropped": refused}
+
+
+def train_aligned(cfg, rows: list[dict], directory: Path, use_ray: bool) -> dict:
+    """Full fine-tuning on ``rows`` with the training recipe; the model lands in ``directory/model``."""
+    from sarft_ray.training.checkpointing import FINAL, LocalCheckpoints, install_final
+    from sarft_ray.training.recipe import TrainJob
+
+    training = cfg.alignment.training
+    job = TrainJob(
+        model=cfg.model.model_dump(mode="json"),
+        training=training.model_dump(mode="json"),
+        rows=[{"input": r["input"], "output": r["output"], "is_harmful": False} for r in rows],
+        run_dir=str(directory.resolve()),
+        role="alignment",
+        meta={"selection": "none", "stage": "alignment"},
+    )
+    if (directory / "summary.json").is_file():
+        return json.loads((directory / "summary.json").read_text())
+    if use_ray:
+        from sarft_ray.ray_utils import init_ray
+        from sarft_ray.training.ray_trainer import fit
+
+        init_ray(cfg.ray)
+        return fit(job, output_dir=directory, storage_path=directory, name="ray")
+    from sarft_ray.training.recipe import train
+
+    store = LocalCheckpoints(directory / "checkpoints", keep=training.keep_checkpoints)
+    train(job, store)
+    with store.latest() as latest:
+        return install_final(latest / FINAL, directory)
+
+
+def check_config(cfg, benign_file: Path):
+    """The experiment config with the held-out check as its evaluation section."""
+    from sarft_ray.evaluation.config import LimitsConfig
+
+    ev, check = cfg.evaluation, cfg.alignment.check
+    checked = ev.model_copy(
+        update={
+            "benchmarks": ["rolebench_spe", "advbench", "beavertails", "benign"],
+            "jailbreaks": [],
+            "limit": None,
+            "limits": LimitsConfig(advbench=check.advbench, beavertails=check.beavertails, rolebench_spe=check.rolebench_spe),
+            "paths": ev.paths.model_copy(update={"benign": benign_file}),
+            "beavertails_split": ev.beavertails_split.model_copy(update={"use": "test"}),
+        }
+    )
+    return cfg.with_updates(evaluation=checked, alignment=None)  # evaluate exactly the model named, nothing aligned
+
+
+def check_rows(before: dict, after: dict, check) -> list[dict]:
+    """Each checked metric before and after alignment, its target and whether the aligned model meets it."""
+    spe_before = before.get("rolebench_spe_rouge_l_first")
+    targets = {
+        "advbench_rr": (f">= {check.min_advbench_rr:g}", lambda v: v >= check.min_advbench_rr),
+        "beavertails_rr": (f">= {check.min_beavertails_rr:g}", lambda v: v >= check.min_beavertails_rr),
+        "benign_rr": (f"<= {check.max_benign_rr:g}", lambda v: v <= check.max_benign_rr),
+        "rolebench_spe_rouge_l_first": (
+            f">= unaligned - {check.max_rouge_drop:g}",
+            lambda v: spe_before is not None and v >= spe_before - check.max_rouge_drop,
+        ),
+    }
+    rows = []
+    for key in CHECK_KEYS:
+        target, meets = targets[key]
+        value = after.get(key)
+        rows.append({"metric": key, "unaligned": before.get(key), "aligned": value, "target": target,
+                     "met": None if value is None else bool(meets(value))})
+    return rows
+
+
+def align_model(cfg, force: bool = False, use_ray: bool = True) -> AlignResult:
+    """Align ``cfg.model`` as ``cfg.alignment`` says, or return the stored result made from the same inputs."""
+    from sarft_ray.config import config_hash
+    from sarft_ray.evaluation.runner import evaluate_model
+
+    if cfg.alignment is None:
+        raise SarftError(f"{cfg.source or 'config'}: no alignment section")
+    directory = Path(cfg.experiment_dir) / "align" / config_hash(alignment_inputs(cfg), length=16)
+    done = directory / "summary.json"
+    model_dir = directory / "train" / "model"
+    if done.is_file() and not force:
+        return AlignResult(directory, model_dir, json.loads(done.read_text()), reused=True)
+
+    harmful, benign = build_rows(cfg)
+    benign_file = directory / "benign_eval.jsonl"
+    write_text(benign_file, "".join(json.dumps({"instruction": t}, ensure_ascii=False) + "\n" for t in benign.eval))
+    answers = distill(cfg, benign.train, directory / "distill")
+    kept, dropped = benign_rows(answers)
+    rows = harmful + kept
+    data = {"rows": len(rows), "harmful": sum(r["kind"] == "harmful" for r in rows),
+            "harmful_imperative": sum(r["kind"] == "harmful_imperative" for r in rows), "benign": len(kept),
+            "benign_eval": len(benign.eval), "benign_excluded_as_evaluation": benign.excluded, **dropped}
+    write_json(directory / "data.json", data)
+    log.info("alignment data: %s", data)
+    training = train_aligned(cfg, rows, directory / "train", use_ray)
+
+    checked = check_config(cfg, benign_file)
+    before = evaluate_model(checked).table
+    after = evaluate_model(checked, model=str(model_dir)).table
+    summary = {
+        "model": str(model_dir),
+        "base": cfg.model.ref,
+        "data": data,
+        "training": {k: training.get(k) for k in ("rows", "steps", "final_step", "first_loss", "last_loss", "seconds")},
+        "check": {
+            "rows": check_rows(before["headline"], after["headline"], cfg.alignment.check),
+            "unaligned": {"headline": before["headline"], "benchmarks": before["benchmarks"], "eval_dir": before["model"]["hash"]},
+            "aligned": {"headline": after["headline"], "benchmarks": after["benchmarks"], "eval_dir": after["model"]["hash"]},
+        },
+    }
+    write_json(done, summary)
+    return AlignResult(directory, model_dir, summary, reused=False)
+
+
+def starting_config(cfg, use_ray: bool = True):
+    """The config every later stage runs on: with an ``alignment`` section, the aligned model as ``model.ref``.
+
+    Aligns first when no stored aligned model matches the inputs. The section
+    is dropped from the returned config, so calling this again is a no-op.
+    """
+    if cfg.alignment is None:
+        return cfg
+    result = align_model(cfg, use_ray=use_ray)
+    model = cfg.model.model_copy(update={"ref": str(result.model_dir.resolve())})
+    return cfg.model_copy(update={"model": model, "alignment": None})
