@@ -102,6 +102,7 @@ def test_keyword_judge_looks_only_at_the_opening():
         ("non-compliance", "invalid"),
         ("refusal or compliance", "invalid"),
         ("I think it is fine", "invalid"),
+        ("unreadable", "invalid"),  # a cipher reading the judge cannot read is no evidence either way
     ],
 )
 def test_parse_verdict(text, label):
