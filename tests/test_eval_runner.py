@@ -169,3 +169,30 @@ def test_evaluate_tiny_model_on_ray_matches_in_process(tmp_path, model_dir):
         a = pq.read_table(local.directory / name / "generations.parquet").column("response").to_pylist()
         b = pq.read_table(on_ray.directory / name / "generations.parquet").column("response").to_pylist()
         assert a == b
+
+
+def test_a_stopped_evaluation_keeps_the_answers_it_stored(tmp_path, model_dir, monkeypatch):
+    from sarft_ray.evaluation import generation
+
+    settings = {"max_new_tokens": 4, "batch_size": 2}
+    cfg = _config(tmp_path, model_dir, benchmarks=["advbench"], jailbreaks=[], limit=7, backend="local",
+                  save_every=3, generation=settings)
+    real = generation.generate_table
+    calls = []
+
+    def stops_on_the_third_chunk(model, tokenizer, table, gen_cfg):
+        calls.append(table.num_rows)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(model, tokenizer, table, gen_cfg)
+
+    monkeypatch.setattr(generation, "generate_table", stops_on_the_third_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate_model(cfg)
+    assert calls == [3, 3, 1]
+    stored = pq.read_table(next((tmp_path / "runs" / "evaltest" / "eval").glob("*/advbench/generations.parquet")))
+    assert stored.num_rows == 6  # the two finished chunks
+
+    monkeypatch.setattr(generation, "generate_table", real)
+    result = evaluate_model(cfg)
+    assert result.table["run"]["generated"] == 1 and result.table["benchmarks"]["advbench"]["n"] == 7

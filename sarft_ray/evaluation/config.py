@@ -135,6 +135,7 @@ class EvaluationConfig(StrictModel):
     cache_verdicts: bool = True
     generation: GenerationConfig = GenerationConfig()
     backend: Literal["ray", "local"] = Field("ray", description="ray: Ray Data actor pool; local: in-process")
+    save_every: PositiveInt = Field(256, description="answers generated between writes (a stopped run keeps them)")
     num_actors: PositiveInt = 1
     actor_num_cpus: PositiveFloat = Field(0.5, description="fractional on small machines so read tasks still run")
     actor_num_gpus: float = Field(0.0, ge=0)

@@ -67,18 +67,23 @@ def _load_previous(path: Path) -> dict[tuple, dict]:
 
 
 def generate_all(items: dict[str, pa.Table], directory: Path, model_cfg, adapter, ev_cfg, ray_cfg, force: bool):
-    """Generations for every item, reusing stored ones; one model load for all benchmarks."""
+    """Generations for every item, reusing stored ones.
+
+    New answers are stored every ``evaluation.save_every`` answers, so a run
+    that is stopped keeps what it generated and the next run only does the rest.
+    """
     previous = {name: {} if force else _load_previous(directory / name / "generations.parquet") for name in items}
     todo = [
         row for name, table in items.items() for row in table.to_pylist() if _key(row) not in previous[name]
     ]
     log.info("generating %d answers (%d reused)", len(todo), sum(t.num_rows for t in items.values()) - len(todo))
     started = time.perf_counter()
-    if todo:
-        fresh = _generate_rows(pa.Table.from_pylist(todo, schema=ITEM_SCHEMA), model_cfg, adapter, ev_cfg, ray_cfg)
+    for fresh in _generate_chunks(todo, ev_cfg.save_every, model_cfg, adapter, ev_cfg, ray_cfg):
+        touched = set()
         for row in fresh.to_pylist():
             previous[row["benchmark"]][_key(row)] = row
-        for name in items:
+            touched.add(row["benchmark"])
+        for name in sorted(touched):
             stored = list(previous[name].values())
             report.write_parquet(
                 directory / name / "generations.parquet", pa.Table.from_pylist(stored, schema=GENERATION_SCHEMA)
@@ -91,13 +96,19 @@ def generate_all(items: dict[str, pa.Table], directory: Path, model_cfg, adapter
     return out, {"generated": len(todo), "seconds": round(seconds, 2)}
 
 
-def _generate_rows(table: pa.Table, model_cfg, adapter, ev_cfg, ray_cfg) -> pa.Table:
+def _generate_chunks(todo: list[dict], size: int, model_cfg, adapter, ev_cfg, ray_cfg):
+    """Answers for ``todo``, ``size`` rows at a time (one Ray Data run, or one in-process model, for all chunks' rows)."""
+    if not todo:
+        return
+    chunks = [pa.Table.from_pylist(todo[i : i + size], schema=ITEM_SCHEMA) for i in range(0, len(todo), size)]
     if ev_cfg.backend == "ray":
         from sarft_ray.evaluation.ray_generation import generate_with_ray
         from sarft_ray.ray_utils import init_ray
 
         init_ray(ray_cfg)
-        return generate_with_ray(table, model_cfg, adapter, ev_cfg)
+        for chunk in chunks:
+            yield generate_with_ray(chunk, model_cfg, adapter, ev_cfg)
+        return
     from sarft_ray.evaluation.generation import generate_table, load_generator
     from sarft_ray.evaluation.ray_generation import pick_device
 
@@ -106,7 +117,8 @@ def _generate_rows(table: pa.Table, model_cfg, adapter, ev_cfg, ray_cfg) -> pa.T
 
         torch.set_num_threads(ev_cfg.torch_threads)
     model, tokenizer = load_generator(model_cfg, adapter, pick_device(ev_cfg.device, 1.0))
-    return generate_table(model, tokenizer, table, ev_cfg.generation)
+    for chunk in chunks:
+        yield generate_table(model, tokenizer, chunk, ev_cfg.generation)
 
 
 def judge_benchmark(name: str, generations: pa.Table, judge, cache, jailbreak=None) -> tuple[pa.Table, int]:
