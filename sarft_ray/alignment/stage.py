@@ -1,11 +1,11 @@
 """``align_model``: build a safety-aligned starting model (what ``sarft-ray align`` runs).
 
 Output, under ``<output_root>/<experiment>/align/<hash>/`` (``<hash>`` covers the
-base model, the data files and every alignment setting)::
+base model, the data files and every alignment setting; the unaligned model's
+answers live beside it in ``distill-<model hash>/``, shared by every setting)::
 
     data.json            row counts and the instructions held out of the benign pool
     benign_eval.jsonl    held-out benign instructions (the over-refusal check)
-    distill/             the unaligned model's answers to the benign instructions
     train/model/         the aligned model (safetensors + tokenizer): usable as model.ref
     summary.json         written last: the held-out check before and after, against the targets
 
@@ -18,6 +18,7 @@ and RoleBench SPE questions. Each step's output is cached, so a re-run resumes.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -112,15 +113,26 @@ def alignment_inputs(cfg) -> dict:
     }
 
 
+def distill_dir(cfg) -> Path:
+    """Where the unaligned model's answers are kept: by model and decoding settings only, so that
+    changing the alignment's training settings or data sizes reuses every answer already made."""
+    from sarft_ray.config import config_hash
+    from sarft_ray.scoring.store import model_fingerprint
+
+    generation = cfg.evaluation.generation.model_dump(mode="json", include={"max_prompt_tokens"})
+    key = config_hash(model_fingerprint(cfg.model), cfg.alignment.distill_max_new_tokens, generation)
+    return Path(cfg.experiment_dir) / "align" / f"distill-{key}"
+
+
 def distill(cfg, instructions: list[str], directory: Path) -> pa.Table:
-    """The unaligned model's greedy answers (cached in ``directory``)."""
+    """The unaligned model's greedy answers (stored answers in ``directory`` are reused per instruction)."""
     from sarft_ray.evaluation.benchmarks import ITEM_SCHEMA
     from sarft_ray.evaluation.runner import generate_all
 
-    rows = [
-        {"benchmark": "distill", "item_id": f"distill-{i}", "role": None, "category": None, "goal": text, "user": text,
-         "system": None, "references": []}
-        for i, text in enumerate(instructions)
+    rows = [  # the item id is the instruction's hash, so answers are found again whatever the order
+        {"benchmark": "distill", "item_id": f"distill-{hashlib.sha256(text.encode()).hexdigest()[:16]}", "role": None,
+         "category": None, "goal": text, "user": text, "system": None, "references": []}
+        for text in instructions
     ]
     generation = cfg.evaluation.generation.model_copy(
         update={"max_new_tokens": cfg.alignment.distill_max_new_tokens, "do_sample": False}
@@ -234,7 +246,7 @@ def align_model(cfg, force: bool = False, use_ray: bool = True) -> AlignResult:
     harmful, benign = build_rows(cfg)
     benign_file = directory / "benign_eval.jsonl"
     write_text(benign_file, "".join(json.dumps({"instruction": t}, ensure_ascii=False) + "\n" for t in benign.eval))
-    answers = distill(cfg, benign.train, directory / "distill")
+    answers = distill(cfg, benign.train, distill_dir(cfg))
     kept, dropped = benign_rows(answers)
     rows = harmful + kept
     data = {"rows": len(rows), "harmful": sum(r["kind"] == "harmful" for r in rows),
