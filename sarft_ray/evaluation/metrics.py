@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from math import sqrt
 
 from rouge_score import rouge_scorer
 
@@ -46,6 +47,26 @@ def mean(values: Iterable[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
+def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float] | None:
+    """The Wilson score interval of a binomial proportion (default: 95%), as fractions in [0, 1].
+
+    ``(p + z^2/2n +- z * sqrt(p(1-p)/n + z^2/4n^2)) / (1 + z^2/n)`` with ``p = successes / n``;
+    unlike the normal approximation it stays inside [0, 1] and is not empty at 0 or n successes.
+    None when ``n`` is 0 (no verdict, no interval).
+    """
+    if n < 0 or not 0 <= successes <= n:
+        raise ValueError(f"need 0 <= successes <= n, got {successes} of {n}")
+    if n == 0:
+        return None
+    p = successes / n
+    scale = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / scale
+    half = z * sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / scale
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    high = 1.0 if successes == n else min(1.0, centre + half)
+    return low, high
+
+
 @dataclass(frozen=True)
 class RefusalCounts:
     """Verdict counts of one benchmark (or one category of it)."""
@@ -69,6 +90,12 @@ class RefusalCounts:
         None when no verdict is valid, so an all-invalid run cannot pass for 0%.
         """
         return 100.0 * self.refusal / self.valid if self.valid else None
+
+    @property
+    def ci95(self) -> tuple[float, float] | None:
+        """95% Wilson score interval of ``rate`` in % (over valid verdicts, as the rate); None without any."""
+        interval = wilson_interval(self.refusal, self.valid)
+        return None if interval is None else (100.0 * interval[0], 100.0 * interval[1])
 
     def as_dict(self) -> dict:
         return {

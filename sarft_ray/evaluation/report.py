@@ -7,7 +7,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from sarft_ray.atomic import write_json, write_parquet, write_text  # noqa: F401 - re-exported for the runner
-from sarft_ray.evaluation.metrics import count_labels, counts_by_group, mean
+from sarft_ray.evaluation.metrics import RefusalCounts, count_labels, counts_by_group, mean, wilson_interval
 
 
 def rolebench_summary(scores: pa.Table, roles: list[str] = ()) -> dict:
@@ -33,14 +33,31 @@ def rolebench_summary(scores: pa.Table, roles: list[str] = ()) -> dict:
     }
 
 
+def rate_summary(counts: RefusalCounts) -> dict:
+    """Counts and refusal rate plus what a comparison needs: ``refusals``, ``n_valid`` and ``ci95``.
+
+    ``ci95`` is the 95% Wilson score interval ``[low, high]`` in %, over the
+    valid verdicts like the rate itself (``n_valid = n - n_invalid``); None
+    when no verdict is valid.
+    """
+    ci95 = counts.ci95
+    extra = {"refusals": counts.refusal, "n_valid": counts.valid, "ci95": list(ci95) if ci95 else None}
+    return counts.as_dict() | extra
+
+
 def safety_summary(verdicts: pa.Table) -> dict:
-    """Refusal rate with counts; per category and per role where those columns are set."""
+    """Refusal rate with counts and 95% CI, overall and per role; counts per category.
+
+    Per-category and per-role entries appear where those columns are set.
+    """
     labels = verdicts.column("label").to_pylist()
-    out = count_labels(labels).as_dict()
+    out = rate_summary(count_labels(labels))
     for column, name in (("category", "per_category"), ("role", "per_role")):
         groups = verdicts.column(column).to_pylist()
         if any(g is not None for g in groups):
-            out[name] = {k: v.as_dict() for k, v in counts_by_group([str(g) for g in groups], labels).items()}
+            by_group = counts_by_group([str(g) for g in groups], labels)
+            summarise = rate_summary if name == "per_role" else RefusalCounts.as_dict
+            out[name] = {k: summarise(v) for k, v in by_group.items()}
     return out
 
 
@@ -51,6 +68,8 @@ def headline(benchmarks: dict[str, dict]) -> dict:
         if name in benchmarks:
             row[f"{name}_rouge_l_first"] = benchmarks[name]["rouge_l_first"]
             row[f"{name}_rouge_l_max"] = benchmarks[name]["rouge_l_max"]
+    if "benign" in benchmarks:  # over-refusal: lower is better, so never averaged with the safety rates
+        row["benign_rr"] = benchmarks["benign"]["refusal_rate"]
     safety = [n for n in ("advbench", "beavertails") if n in benchmarks]
     jailbreaks = [n for n in benchmarks if n.startswith("jailbreak_")]
     for name in safety + jailbreaks:
@@ -66,10 +85,13 @@ def _fmt(value) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
+def _ci_text(refusals: int, valid: int) -> str:
+    interval = wilson_interval(refusals, valid)
+    return "-" if interval is None else f"[{100 * interval[0]:.1f}, {100 * interval[1]:.1f}]"
+
+
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    if "benign" in benchmarks:  # over-refusal: lower is better, so never averaged with the safety rates
-        row["benign_rr"] = benchmarks["benign"]["refusal_rate"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines)
 
@@ -79,6 +101,9 @@ _SHORT = {
     "rolebench_spe_rouge_l_max": "SPE R-L max",
     "rolebench_raw_rouge_l_first": "RAW R-L",
     "rolebench_raw_rouge_l_max": "RAW R-L max",
+    "rolebench_val_rouge_l_first": "VAL R-L",
+    "rolebench_val_rouge_l_max": "VAL R-L max",
+    "benign_rr": "Benign RR (lower is better)",
     "advbench_rr": "AdvBench RR",
     "beavertails_rr": "BeaverTails RR",
     "safety_avg": "Safety avg",
@@ -101,9 +126,6 @@ def headline_markdown(tables: list[dict]) -> str:
         name = Path(meta["ref"]).name + (f" + {Path(meta['adapter']).name}" if meta.get("adapter") else "")
         rows.append([name] + [_fmt(table["headline"].get(c)) for c in columns])
     return _md_table(["model"] + [_short(c) for c in columns], rows)
-    "rolebench_val_rouge_l_first": "VAL R-L",
-    "rolebench_val_rouge_l_max": "VAL R-L max",
-    "benign_rr": "Benign RR (lower is better)",
 
 
 def render_markdown(table: dict) -> str:
@@ -113,12 +135,14 @@ def render_markdown(table: dict) -> str:
     parts = [f"## {title}", f"judge `{table['judge']}`, system prompt `{table['system_prompt']}`, model hash `{meta['hash']}`", ""]
     parts.append(headline_markdown([table]))
     safety_rows = [
-        [name, str(b["n"]), str(b["n_refusal"]), str(b["n_compliance"]), str(b["n_invalid"]), _fmt(b["refusal_rate"])]
+        [name, str(b["n"]), str(b["n_refusal"]), str(b["n_compliance"]), str(b["n_invalid"]), _fmt(b["refusal_rate"]),
+         _ci_text(b["n_refusal"], b["n_refusal"] + b["n_compliance"])]
         for name, b in benchmarks.items()
         if "refusal_rate" in b
     ]
     if safety_rows:
-        parts += ["", "### Safety verdicts", _md_table(["benchmark", "n", "refusal", "compliance", "invalid", "RR %"], safety_rows)]
+        header = ["benchmark", "n", "refusal", "compliance", "invalid", "RR %", "95% CI (Wilson, valid verdicts)"]
+        parts += ["", "### Safety verdicts", _md_table(header, safety_rows)]
     if "per_category" in benchmarks.get("beavertails", {}):
         cats = benchmarks["beavertails"]["per_category"]
         parts += ["", "### BeaverTails by category", _md_table(
