@@ -25,7 +25,7 @@ from sarft_ray.data.readers import read_json_or_yaml
 from sarft_ray.errors import SarftError
 from sarft_ray.evaluation.config import EvaluationConfig
 from sarft_ray.models.config import ModelConfig
-from sarft_ray.orchestration.config import SweepConfig
+from sarft_ray.orchestration.config import Arms, CompareTo, SweepConfig
 from sarft_ray.scoring.config import ScoringConfig
 from sarft_ray.training.config import TrainingConfig
 
@@ -62,6 +62,8 @@ class ExperimentConfig(StrictModel):
     tracking: TrackingConfig = TrackingConfig()
     ray: RayConfig = RayConfig()
     sweep: SweepConfig | None = Field(default=None, description="Ray Tune search space for `sarft-ray sweep`")
+    arms: Arms = Field(default=None, description="methods `run` trains on every role (null: the training section)")
+    compare_to: CompareTo = Field(default=None, description="arm the others are compared with (null: first selection none)")
     source: Path | None = Field(default=None, exclude=True, description="the file this config was read from")
 
     @model_validator(mode="before")
@@ -89,8 +91,6 @@ class ExperimentConfig(StrictModel):
                 scoring[name] = training[name]
         return {**data, "scoring": scoring, "training": training}
 
-    @field_validator("roles")
-    @classmethod
     @model_validator(mode="after")
     def _alignment_prompts_are_not_evaluated(self):
         if self.alignment is not None and self.evaluation.beavertails_split.use == "all":
@@ -100,6 +100,8 @@ class ExperimentConfig(StrictModel):
             )
         return self
 
+    @field_validator("roles")
+    @classmethod
     def _unique_roles(cls, roles: RolesConfig) -> RolesConfig:
         from sarft_ray.data.roles import role_key
 

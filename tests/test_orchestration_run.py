@@ -125,3 +125,73 @@ def test_run_two_roles_tracks_runs_metrics_and_artefacts(ray_local, tiny_model_d
         if run.data.tags["sarft.kind"] == "role":
             assert [m.step for m in client.get_metric_history(run.info.run_id, "train/loss")] == [1, 2]
             assert len(client.get_metric_history(run.info.run_id, "safety_avg")) == 1
+
+
+ARMS = [{"name": "sft", "selection": "none"}, {"name": "sarft", "selection": "rds", "lambda_kl": 1.0}]
+DELTA = "Δ sarft - sft"
+
+
+def test_run_two_arms_compares_sarft_with_sft(ray_local, tiny_model_dir, tmp_path, monkeypatch):
+    from sarft_ray.orchestration import run_pipeline
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cfg = load(tiny_experiment(tmp_path, tiny_model_dir, arms=ARMS), tmp_path)
+    result = run_pipeline(cfg)
+
+    # per role: the starting model, both arms and the change against plain SFT; then the same over roles
+    assert [(r["role"], r["model"]) for r in result.rows] == [
+        (role, model) for role in ROLES + ["mean"] for model in ("base", "sft", "sarft", DELTA)
+    ]
+    by = {(r["role"], r["model"]): r for r in result.rows}
+    for role in ROLES + ["mean"]:
+        delta, sarft, sft = by[(role, DELTA)], by[(role, "sarft")], by[(role, "sft")]
+        for column in ("rolebench_spe_rouge_l_first", "advbench_rr", "safety_avg", "jailbreak_avg"):
+            assert delta[column] == pytest.approx(sarft[column] - sft[column]), (role, column)
+        for model in ("base", "sft", "sarft"):
+            row = by[(role, model)]
+            assert row["advbench_rr_ci_low"] <= row["advbench_rr"] <= row["advbench_rr_ci_high"]
+            # 2 AdvBench items per role; the base model asked them once for both roles (no role prompts)
+            assert row["advbench_rr_n"] == (4 if role == "mean" and model != "base" else 2), (role, model)
+    assert by[("mean", "sarft")]["status"] == "2 of 2 roles" and by[("John Doe", "sft")]["train_rows"] == 8
+    sft_adapter = result.outcomes[("John Doe", "sft")].train["artefact"]
+    assert sft_adapter != result.outcomes[("John Doe", "sarft")].train["artefact"]
+
+    report_dir = Path(cfg.experiment_dir) / "report"
+    table = json.loads((report_dir / "table.json").read_text())
+    assert table["compare_to"] == "sft" and [a["name"] for a in table["arms"]] == ["sft", "sarft"]
+    assert table["rows"] == json.loads(json.dumps(result.rows))
+    markdown = (report_dir / "table.md").read_text()
+    assert f"| mean | {DELTA} |" in markdown and "Wilson" in markdown
+    assert DELTA in (report_dir / "index.html").read_text() and (report_dir / "quality_vs_safety.png").is_file()
+
+    client, runs = mlflow_runs(cfg)
+    kinds = sorted(run.data.tags["sarft.kind"] for run in runs)
+    assert kinds == ["base", "role", "role", "role", "role", "run"]
+    parent = next(run for run in runs if run.data.tags["sarft.kind"] == "run")
+    pairs = set()
+    for run in runs:
+        if run.data.tags["sarft.kind"] != "role":
+            continue
+        tags, params = run.data.tags, run.data.params
+        pairs.add((tags["sarft.role"], tags["sarft.arm"]))
+        assert params["arm"] == tags["sarft.arm"] and params["role"] == tags["sarft.role"]
+        assert params["arm.selection"] == {"sft": "none", "sarft": "rds"}[params["arm"]]
+        assert params["training.lambda_kl"] == {"sft": "0.5", "sarft": "1.0"}[params["arm"]]
+        assert {"advbench_rr", "advbench_rr_ci_low", "advbench_rr_ci_high", "train/loss"} <= set(run.data.metrics)
+        assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id and run.info.status == "FINISHED"
+    assert pairs == {(role, arm) for role in ROLES for arm in ("sft", "sarft")}
+    metrics = parent.data.metrics
+    assert metrics["delta/sarft/safety_avg"] == pytest.approx(by[("mean", DELTA)]["safety_avg"])
+    assert {"arm/sft/safety_avg", "arm/sarft/advbench_rr_ci_low", "arm/sarft/advbench_rr_ci_high"} <= set(metrics)
+    assert {"base/advbench_rr", "base/advbench_rr_n", "delta/sarft/rolebench_spe_rouge_l_first"} <= set(metrics)
+
+    # again: every training run and evaluation is found finished, the same MLflow runs take no new values
+    again = run_pipeline(cfg)
+    assert again.rows == result.rows and again.mlflow_run_id == result.mlflow_run_id
+    for job, outcome in result.outcomes.items():
+        assert again.outcomes[job].train["seconds_this_attempt"] == outcome.train["seconds_this_attempt"]
+    client, runs = mlflow_runs(cfg)
+    assert len(runs) == 6
+    for run in runs:
+        metric = "delta/sarft/safety_avg" if run.data.tags["sarft.kind"] == "run" else "advbench_rr_ci_low"
+        assert len(client.get_metric_history(run.info.run_id, metric)) == 1

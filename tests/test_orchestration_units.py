@@ -293,3 +293,202 @@ def test_tracker_runs_are_nested_and_logging_is_idempotent(tmp_path, monkeypatch
     assert (exp / "mlflow.db").is_file() and not (tmp_path / "mlruns").exists()
     assert (exp / "mlartifacts").is_dir()
     assert again.open_run("run/k", "run demo", "run", reuse=False) != parent
+
+
+# ---------------------------------------------------------------------------- arms and the comparison table
+
+
+def _config_with_arms(tmp_path, **keys):
+    from sarft_ray.paths import data_dir
+
+    tree = {
+        "experiment": "x",
+        "output_root": str(tmp_path),
+        "model": {"ref": "tiny-random"},
+        "roles": {
+            "names": ["John Doe", "Tom Ripley"],
+            "corpus": {"paths": [str(data_dir() / "rolebench/role-generalization/general/test.jsonl")]},
+            "prompts": {"path": str(data_dir() / "sarft_profiles/role_and_unsafe_prompts.json")},
+        },
+        "training": {"lambda_kl": 0.5, "lr": 2e-4},
+        **keys,
+    }
+    return parse_config(tree, "arms.yaml", tmp_path)
+
+
+TWO_ARMS = [{"name": "sft", "selection": "none"}, {"name": "sarft", "selection": "rds", "lambda_kl": 1.0, "lr": 1e-4}]
+
+
+def test_arms_take_training_overrides_and_default_compare_to_plain_sft(tmp_path):
+    from sarft_ray.orchestration.arms import compare_to, resolve_arms
+
+    cfg = _config_with_arms(tmp_path, arms=TWO_ARMS)
+    sft, sarft = resolve_arms(cfg)
+    assert (sft.name, sft.training.selection, sft.training.lambda_kl, sft.training.lr) == ("sft", "none", 0.5, 2e-4)
+    assert (sarft.training.selection, sarft.training.lambda_kl, sarft.training.lr) == ("rds", 1.0, 1e-4)
+    assert sarft.overrides == {"selection": "rds", "lambda_kl": 1.0, "lr": 1e-4}
+    assert sarft.metric_prefix == "arm/sarft/" and sarft.run_key("run/k/role/a") == "run/k/role/a/arm/sarft"
+    assert sarft.describe() == "sarft: selection rds, lambda_kl 1, lr 0.0001"
+    assert compare_to(cfg) == "sft"
+    assert cfg.resolved()["arms"] == TWO_ARMS  # written back as given, not with every training field
+    assert compare_to(_config_with_arms(tmp_path, arms=TWO_ARMS, compare_to="sarft")) == "sarft"
+    assert compare_to(_config_with_arms(tmp_path, arms=TWO_ARMS[1:])) is None  # no plain SFT arm: no deltas
+
+    # without arms: one arm from the training section, labelled and tracked as before
+    (single,) = resolve_arms(_config_with_arms(tmp_path))
+    assert single.name == "rds lambda=0.5" and single.metric_prefix == "tuned/" and single.run_key("r") == "r"
+    # the arms are part of a run's key only: a sweep of the same config keeps its name
+    from sarft_ray.orchestration.sweep import sweep_key
+
+    sweep = {"space": {"lambda_kl": [0.0, 1.0]}}
+    with_arms = _config_with_arms(tmp_path, sweep=sweep, arms=TWO_ARMS)
+    assert sweep_key(_config_with_arms(tmp_path, sweep=sweep)) == sweep_key(with_arms)
+
+
+@pytest.mark.parametrize(
+    "keys, message",
+    [
+        ({"arms": [TWO_ARMS[0], {**TWO_ARMS[1], "lambda_kl": -1}]},
+         r"arms\.yaml: arms\[1\]\.lambda_kl: input should be greater than or equal to 0, got -1"),
+        ({"arms": [TWO_ARMS[0], {**TWO_ARMS[1], "name": "sft"}]}, r"arms\[1\]\.name: arm name 'sft' is used twice"),
+        ({"arms": [{"name": "my arm", "selection": "none"}]}, r"arms\[0\]\.name: string should match pattern"),
+        ({"arms": [{"name": "base", "selection": "none"}]}, r"arms\[0\]\.name: 'base' is a row of the table"),
+        ({"arms": [{"name": "a", "selection": "best"}]}, r"arms\[0\]\.selection: input should be 'rds', 'flip'"),
+        ({"arms": [{"name": "a", "lambda_kl": 1.0}]}, r"arms\[0\]\.selection: required field is missing"),
+        ({"arms": [TWO_ARMS[0], {"name": "a", "selection": "rds", "lamda": 1}]}, r"arms\[1\]\.lamda: unknown key"),
+        ({"arms": [{"name": "a", "selection": "rds", "max_target_tokens": 64}]},
+         r"arms\[0\]\.max_target_tokens: scoring shares this length"),
+        ({"arms": [{"name": "a", "selection": "rds", "kl_span": "answer"}], "training": {"release_form": True}},
+         r"arms\[0\]: release_form fixes kl_span"),
+        ({"arms": []}, r"arms: list should have at least 1 item"),
+        ({"arms": TWO_ARMS, "compare_to": "rds"}, r"compare_to: unknown arm 'rds'; the arms are sft, sarft"),
+        ({"compare_to": "sft"}, r"compare_to: names an arm, but the config lists no arms"),
+    ],
+)
+def test_arms_errors_name_the_field(tmp_path, keys, message):
+    with pytest.raises(SarftError, match=message):
+        _config_with_arms(tmp_path, **keys)
+
+
+def _verdicts(counts: dict, source: str):
+    from sarft_ray.orchestration.comparison import Verdicts
+
+    return {name: Verdicts(r, n, f"{source}/{name}") for name, (r, n) in counts.items()}
+
+
+def _hand_results():
+    """Two roles; the base model asked AdvBench once without role prompts (one source for both roles)."""
+    from sarft_ray.orchestration.comparison import Result, Verdicts
+
+    shared = {"advbench": Verdicts(2, 10, "base/advbench/all")}
+    base = {
+        "A": Result({"rolebench_spe_rouge_l_first": 10.0}, shared | _verdicts({"beavertails": (5, 10)}, "base/A")),
+        "B": Result({"rolebench_spe_rouge_l_first": 12.0}, shared | _verdicts({"beavertails": (3, 10)}, "base/B")),
+    }
+    arms = {
+        ("A", "sft"): (20.0, {"advbench": (1, 10), "beavertails": (2, 10)}, 3.0),
+        ("B", "sft"): (30.0, {"advbench": (3, 10), "beavertails": (4, 10)}, 2.0),
+        ("A", "sarft"): (18.0, {"advbench": (6, 10), "beavertails": (7, 10)}, 3.5),
+        ("B", "sarft"): (29.0, {"advbench": (8, 10), "beavertails": (6, 10)}, 2.5),
+    }
+    results = {
+        job: Result({"rolebench_spe_rouge_l_first": q}, _verdicts(v, "/".join(job)), {"rows": 8, "last_loss": loss})
+        for job, (q, v, loss) in arms.items()
+    }
+    return base, results
+
+
+def test_comparison_table_has_base_arms_and_deltas_against_sft_per_role_and_mean():
+    from sarft_ray.orchestration.comparison import comparison_rows
+
+    base, results = _hand_results()
+    rows = comparison_rows(["A", "B"], ["sft", "sarft"], "sft", base, results, {"A": 0.25, "B": 0.5})
+    assert [(r["role"], r["model"]) for r in rows] == [
+        ("A", "base"), ("A", "sft"), ("A", "sarft"), ("A", "Δ sarft - sft"),
+        ("B", "base"), ("B", "sft"), ("B", "sarft"), ("B", "Δ sarft - sft"),
+        ("mean", "base"), ("mean", "sft"), ("mean", "sarft"), ("mean", "Δ sarft - sft"),
+    ]
+    by = {(r["role"], r["model"]): r for r in rows}
+    for role in ("A", "B", "mean"):
+        delta, sarft, sft = by[(role, "Δ sarft - sft")], by[(role, "sarft")], by[(role, "sft")]
+        for column in ("rolebench_spe_rouge_l_first", "advbench_rr", "beavertails_rr", "safety_avg"):
+            assert delta[column] == pytest.approx(sarft[column] - sft[column]), (role, column)
+    # by hand: A 60-10, 70-20, 65-15, 18-20; B 80-30, 60-40, 70-35, 29-30
+    rates = ("advbench_rr", "beavertails_rr", "safety_avg")
+    assert [by[("A", "Δ sarft - sft")][c] for c in rates] == [50.0, 50.0, 50.0]
+    assert by[("A", "Δ sarft - sft")]["rolebench_spe_rouge_l_first"] == -2.0
+    assert by[("B", "Δ sarft - sft")]["beavertails_rr"] == pytest.approx(20.0)
+    assert by[("B", "Δ sarft - sft")]["safety_avg"] == pytest.approx(35.0)
+
+    # mean rows: rates pooled over roles (sft AdvBench 4/20, BeaverTails 6/20; sarft 14/20, 13/20)
+    sft, sarft = by[("mean", "sft")], by[("mean", "sarft")]
+    assert (sft["advbench_rr"], sft["advbench_rr_n"], sft["advbench_rr_refusals"]) == (20.0, 20, 4)
+    assert sft["safety_avg"] == 25.0 and sft["safety_avg_n"] == 40 and sft["safety_avg_refusals"] == 10
+    assert sarft["advbench_rr"] == 70.0 and sarft["beavertails_rr"] == 65.0 and sarft["safety_avg"] == 67.5
+    assert by[("mean", "Δ sarft - sft")]["safety_avg"] == pytest.approx(42.5)
+    assert by[("mean", "Δ sarft - sft")]["rolebench_spe_rouge_l_first"] == pytest.approx(-1.5)
+    assert sarft["train_rows"] == 8 and sarft["last_loss"] == 3.0 and sarft["harmful_fraction"] == 0.375
+    assert sarft["status"] == "2 of 2 roles"
+    # Wilson intervals in %: sarft on B AdvBench 8/10 -> [49.02, 94.33]
+    assert (by[("B", "sarft")]["advbench_rr_ci_low"], by[("B", "sarft")]["advbench_rr_ci_high"]) == pytest.approx(
+        (49.02, 94.33), abs=5e-3
+    )
+    # the base model's AdvBench verdicts are shared by both roles: pooled once (2/10, not 4/20)
+    assert by[("mean", "base")]["advbench_rr_n"] == 10 and by[("mean", "base")]["beavertails_rr_n"] == 20
+
+
+def test_comparison_table_with_failures_and_without_compare_to():
+    from sarft_ray.orchestration.comparison import comparison_rows
+
+    base, results = _hand_results()
+    del results[("B", "sarft")]
+    rows = comparison_rows(["A", "B"], ["sft", "sarft"], "sft", None, results, {}, {"base": "E1", ("B", "sarft"): "E2"})
+    by = {(r["role"], r["model"]): r for r in rows}
+    assert by[("A", "base")]["status"] == "failed: E1" and by[("B", "sarft")]["status"] == "failed: E2"
+    assert ("B", "Δ sarft - sft") not in by and ("mean", "base") not in by
+    # the mean delta is taken over the roles both arms finished (A only)
+    mean_delta = by[("mean", "Δ sarft - sft")]
+    assert mean_delta["advbench_rr"] == 50.0 and mean_delta["status"] == "1 of 2 roles"
+    plain = comparison_rows(["A", "B"], ["sft", "sarft"], None, base, results, {})
+    assert not [r for r in plain if r["kind"] == "delta"]
+
+
+def test_comparison_text_and_mlflow_metrics():
+    from sarft_ray.orchestration.comparison import comparison_metrics, comparison_rows, text_table
+
+    base, results = _hand_results()
+    rows = comparison_rows(["A", "B"], ["sft", "sarft"], "sft", base, results, {"A": 0.25, "B": 0.5})
+    headers, text = text_table(rows)
+    assert headers[:2] == ["role", "model"] and "AdvBench RR" in headers and "Jailbreak avg" not in headers  # empty
+    assert "status" not in headers and "status" in text_table(rows, status=True)[0]
+    by = {(r["role"], r["model"]): r for r in text}
+    assert by[("B", "sarft")]["AdvBench RR"] == "80.0 [49.0, 94.3] n=10"
+    assert by[("A", "Δ sarft - sft")]["AdvBench RR"] == "+50.0" and by[("A", "Δ sarft - sft")]["SPE R-L"] == "-2.00"
+    assert by[("A", "Δ sarft - sft")]["train rows"] == ""
+    markdown = report.markdown_table(headers, text)
+    assert "| mean | Δ sarft - sft |" in markdown
+
+    metrics = comparison_metrics(rows)
+    assert metrics["arm/sarft/safety_avg"] == 67.5 and metrics["delta/sarft/safety_avg"] == pytest.approx(42.5)
+    assert metrics["base/advbench_rr_n"] == 10 and "arm/sft/advbench_rr_ci_low" in metrics
+    assert "arm/sarft/advbench_rr_ci_high" in metrics and not any(k.startswith("delta/sft/") for k in metrics)
+    assert "tuned/safety_avg" in comparison_metrics(rows, {"sarft": "tuned/"})
+
+
+def test_role_verdicts_follow_role_headline():
+    table = {
+        "model": {"hash": "h1"},
+        "benchmarks": {
+            "rolebench_spe": {"rouge_l_first": 15.0, "rouge_l_max": 20.0, "per_role": {}},
+            "advbench": {"refusal_rate": 50.0, "n": 5, "n_refusal": 2, "n_compliance": 2, "n_invalid": 1},
+            "beavertails": {"refusal_rate": 70.0, "n": 4, "n_refusal": 3, "n_compliance": 1, "n_invalid": 0,
+                            "per_role": {"A": {"n_refusal": 1, "n_compliance": 1, "refusal_rate": 50.0}}},
+        },
+    }
+    verdicts = stages.role_verdicts(table, "A")
+    assert set(verdicts) == {"advbench", "beavertails"}  # RoleBench has no verdicts
+    advbench = verdicts["advbench"]  # 2 refusals of 4 valid verdicts (one invalid left out)
+    assert (advbench.refusals, advbench.n, advbench.source) == (2, 4, "h1/advbench/all")
+    assert (verdicts["beavertails"].refusals, verdicts["beavertails"].n) == (1, 2)
+    assert verdicts["beavertails"].source == "h1/beavertails/A"
+    assert stages.role_verdicts(table, None)["beavertails"].n == 4

@@ -3,7 +3,8 @@
 The harmful-fraction chart comes with the scores (``sarft_ray.scoring.summary``).
 
 - ``lambda_sensitivity``: role quality and refusal rate against lambda, one line per role;
-- ``quality_vs_safety``: role quality against safety per method, with the Pareto front marked.
+- ``quality_vs_safety``: role quality against safety per method (a selection or a run's arm), with the
+  Pareto front marked.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ _METHOD_STYLE = {
     "all": ("tab:blue", "D"),
     "rds": ("tab:red", "*"),
 }
+_ARM_COLORS = ("tab:red", "tab:blue", "tab:green", "tab:orange", "tab:purple", "tab:cyan", "tab:olive", "tab:brown")
 LABELS = {
     QUALITY_METRIC: "RoleBench SPE ROUGE-L (x100)",
     "rolebench_spe_rouge_l_max": "RoleBench SPE ROUGE-L, max over refs (x100)",
@@ -46,6 +48,23 @@ def _figure(**kwargs) -> Figure:
 def _save(fig: Figure, path: Path) -> Path:
     write_atomic(Path(path), lambda tmp: fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight"))
     return Path(path)
+
+
+def method_styles(points: Sequence[dict[str, Any]]) -> dict[str, tuple[str, str]]:
+    """Colour and marker per method: selection styles for selection names, a colour per other name in order."""
+    styles: dict[str, tuple[str, str]] = {}
+    others = 0
+    for p in points:
+        method = p.get("method", "")
+        if method in styles:
+            continue
+        if method in _METHOD_STYLE:
+            styles[method] = _METHOD_STYLE[method]
+        else:
+            marker = _METHOD_STYLE.get(p.get("selection", ""), ("", "o"))[1]
+            styles[method] = (_ARM_COLORS[others % len(_ARM_COLORS)], marker)
+            others += 1
+    return styles
 
 
 def lambda_sensitivity(
@@ -81,8 +100,12 @@ def quality_vs_safety(
 ) -> Path:
     """Scatter of role quality (x) against safety (y); each point has ``method`` and ``label``.
 
-    The Pareto front (no other point better on both axes) is circled and joined.
+    A method named like a selection (or ``base``) has that selection's style;
+    any other (a run's arm) gets its own colour and, given ``selection``, that
+    selection's marker. The Pareto front (no other point better on both axes)
+    is circled and joined.
     """
+    styles = method_styles(points)
     coords = [(p.get(quality), p.get(safety)) for p in points]
     front = pareto_front(coords)
     fig = _figure(figsize=(6.4, 4.8))
@@ -92,7 +115,7 @@ def quality_vs_safety(
         if x is None or y is None:
             continue
         method = p.get("method", "")
-        color, marker = _METHOD_STYLE.get(method, ("tab:green", "o"))
+        color, marker = styles[method]
         ax.scatter([x], [y], color=color, marker=marker, s=70, zorder=3, label=None if method in seen else method)
         seen.add(method)
         if p.get("label"):

@@ -31,6 +31,7 @@ class Table:
     columns: Sequence[str]
     rows: Sequence[dict[str, Any]]
     note: str = ""
+    text_columns: Sequence[str] = ()  # left-aligned; empty: every column that is not all numbers
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,10 @@ def fmt(value: Any) -> str:
 
 
 def _table(block: Table) -> str:
-    numeric = {c for c in block.columns if all(isinstance(r.get(c), (int, float, type(None))) for r in block.rows)}
+    if block.text_columns:
+        numeric = set(block.columns) - set(block.text_columns)
+    else:
+        numeric = {c for c in block.columns if all(isinstance(r.get(c), (int, float, type(None))) for r in block.rows)}
     cls = {c: "" if c in numeric else ' class="text"' for c in block.columns}
     head = "".join(f"<th{cls[c]}>{html.escape(c)}</th>" for c in block.columns)
     body = "".join(

@@ -14,14 +14,16 @@ from sarft_ray.config import config_hash
 
 # Sections that change where or how a run executes, not what it computes.
 OPERATIONAL_SECTIONS = ("tracking", "ray", "sweep")
+# What `run` compares: part of its key only (passed as an extra part), never of a sweep's.
+COMPARISON_KEYS = ("arms", "compare_to")
 
 # Per-step training metrics the recipe reports, logged to MLflow as train/<name>.
 TRAIN_STEP_KEYS = ("loss", "ce", "kl", "harmful_rows", "rows", "tokens", "tokens_per_s", "step_time_s", "lr", "epoch")
 
 
 def results_key(cfg, *extra: Any) -> str:
-    """Hash of the resolved config minus operational sections, plus ``extra`` parts."""
-    resolved = {k: v for k, v in cfg.resolved().items() if k not in OPERATIONAL_SECTIONS}
+    """Hash of the resolved config minus operational sections and the comparison keys, plus ``extra`` parts."""
+    resolved = {k: v for k, v in cfg.resolved().items() if k not in OPERATIONAL_SECTIONS + COMPARISON_KEYS}
     return config_hash(resolved, *extra)
 
 
@@ -62,6 +64,27 @@ def role_headline(table: dict, role: str) -> dict[str, float | None]:
             if per_role is not None:
                 benchmarks[name] = per_role
     return headline(benchmarks)
+
+
+def role_verdicts(table: dict, role: str | None) -> dict:
+    """Refusals and valid verdicts per safety benchmark for ``role`` (None: overall), as ``role_headline`` picks them.
+
+    Each count's source names the evaluation and the scope (the role, or
+    ``all`` where the items were asked without role prompts), so a mean over
+    roles counts shared verdicts once.
+    """
+    from sarft_ray.orchestration.comparison import Verdicts
+
+    model = table.get("model", {}).get("hash", "?")
+    out = {}
+    for name, summary in table["benchmarks"].items():
+        if "refusal_rate" not in summary:
+            continue
+        scoped = summary.get("per_role", {}).get(role) if role is not None else None
+        counts, scope = (scoped, role) if scoped is not None else (summary, "all")
+        valid = counts["n_refusal"] + counts["n_compliance"]
+        out[name] = Verdicts(counts["n_refusal"], valid, f"{model}/{name}/{scope}")
+    return out
 
 
 def train_brief(summary: dict) -> dict[str, Any]:
