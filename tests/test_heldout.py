@@ -170,3 +170,5 @@ def test_scoring_and_training_lengths_agree(tmp_path):
         parse_config(base | {"scoring": {"max_target_tokens": 128}, "training": {"max_target_tokens": 96}}, "x.yaml", tmp_path)
     demo = load_config(REPO_ROOT / "configs" / "demo.yaml")
     assert demo.scoring.max_target_tokens == demo.training.max_target_tokens
+    with pytest.raises(SarftError, match=r"sweep.space: \['max_target_tokens'\]: scoring uses the same lengths"):
+        parse_config(base | {"sweep": {"space": {"max_target_tokens": [64, 128]}}}, "x.yaml", tmp_path)

@@ -151,6 +151,9 @@ class SweepConfig(StrictModel):
         unknown = sorted(k for k in space if k not in known)
         if unknown:
             raise ValueError(f"unknown key(s) {unknown}: use 'role' or a field of the training section")
+        shared = sorted(k for k in space if k in SHARED_WITH_SCORING)
+        if shared:
+            raise ValueError(f"{shared}: scoring uses the same lengths as training, so they cannot vary per trial")
         for key, dim in space.items():
             if key == "role" and dim.values is None:
                 raise ValueError("role: list the roles with grid or choice")
