@@ -117,6 +117,11 @@ def test_align_builds_a_model_that_every_stage_then_starts_from(tmp_path, tiny_m
     assert starting_config(started) is started
     table = evaluate_model(cfg).table  # the stage itself swaps in the aligned model
     assert table["model"]["ref"] == str(result.model_dir.resolve())
+    # a model named explicitly is evaluated as is: no alignment runs for it
+    other = cfg.model_copy(update={"alignment": cfg.alignment.model_copy(update={"seed": 1})})
+    named = evaluate_model(other, model=str(tiny_model_dir)).table
+    assert named["model"]["ref"] == str(tiny_model_dir.resolve())
+    assert [p for p in (result.directory.parent).iterdir() if not p.name.startswith("distill-")] == [result.directory]
 
 
 def test_distilled_answers_that_open_like_refusals_are_recognised():

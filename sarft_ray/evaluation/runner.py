@@ -186,9 +186,10 @@ def evaluate_model(
     picks the roles whose RoleBench questions are asked (and whose prompts are
     used when ``evaluation.generation.system_prompt`` is ``role``).
     """
-    from sarft_ray.alignment.stage import starting_config
+    if model is None:  # the config's starting model: the aligned one when the config aligns
+        from sarft_ray.alignment.stage import starting_config
 
-    cfg = starting_config(cfg)
+        cfg = starting_config(cfg)
     ev = cfg.evaluation
     model_cfg = _resolve_model(cfg, model)
     adapter_path = None
