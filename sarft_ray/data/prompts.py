@@ -1,7 +1,7 @@
 """Role system prompts and their unsafe variants.
 
 The unsafe prompt U_r is the role prompt P_r followed by an instruction to drop
-moral and legal limits (METHOD.md, RDS). Our default wording has the same
+moral and legal limits (docs/method.md, RDS). Our default wording has the same
 intent as the paper's; ``unsafe_from_file`` uses the release's own prompts.
 """
 

@@ -1,7 +1,7 @@
 """Chat formatting: one prompt string per (system, user) pair, for any chat template.
 
 Templates without a system role (Gemma's, for instance) get the system text in
-front of the first user turn, as METHOD.md prescribes.
+front of the first user turn, as docs/method.md prescribes.
 
 "No system prompt" (training inputs as the release renders them, the optional
 no-system scoring pass, generation with ``system_prompt: none``) is an explicit

@@ -13,7 +13,7 @@ RELEASE_LOSS = {"kl_direction": "ref_to_policy", "kl_span": "all", "ce_norm": "s
 
 
 class TrainingConfig(StrictModel):
-    """How one role is fine-tuned. Defaults follow METHOD.md; batch sizes are per worker."""
+    """How one role is fine-tuned. Defaults follow docs/method.md; batch sizes are per worker."""
 
     mode: Literal["lora", "full"] = "lora"
     selection: Literal["rds", "flip", "random", "all", "none"] = Field(

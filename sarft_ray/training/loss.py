@@ -29,7 +29,7 @@ CENorm = Literal["answer", "sequence"]
 
 @dataclass(frozen=True)
 class LossOptions:
-    """How the two terms are formed (defaults: METHOD.md's choices).
+    """How the two terms are formed (defaults: docs/method.md's choices).
 
     - ``kl_direction``: ``ref_to_policy`` is KL(p_ref || p_theta), the release's
       form; ``policy_to_ref`` is KL(p_theta || p_ref), the paper's formula.
