@@ -114,10 +114,44 @@ def _register_stage_commands() -> None:
 _register_stage_commands()
 
 
-def main() -> None:
-    """Console-script entry point."""
+def _click_error_types() -> tuple[type[Exception], ...]:
+    """The exception classes of the click that typer really raises usage errors from.
+
+    typer >= 0.20 vendors click as ``typer._click``; its exceptions derive from
+    ``typer.TyperException``, not from the ``click`` package that other
+    libraries install beside it. Older typer raises ``click.ClickException``.
+    """
+    types: list[type[Exception]] = []
+    if hasattr(typer, "TyperException"):
+        types.append(typer.TyperException)
     try:
-        app(standalone_mode=False)
+        import click
+
+        types.append(click.ClickException)
+    except ImportError:  # typer that vendors click does not need the package
+        pass
+    return tuple(types)
+
+
+def _usage_line(exc: Exception) -> str:
+    """A click usage error as one line naming the command and what was wrong with its arguments."""
+    ctx = getattr(exc, "ctx", None)
+    command = ctx.command_path if ctx is not None else "sarft-ray"
+    message = " ".join(exc.format_message().split())
+    return f"error: {command}: {message} (see '{command} --help')"
+
+
+def _asks_for_help(exc: Exception) -> bool:
+    # a group called without a command shows its help (click's NoArgsIsHelpError), as `no_args_is_help` promises
+    return any(cls.__name__ == "NoArgsIsHelpError" for cls in type(exc).__mro__)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: exit 0 on success, 2 on bad input or usage, 130 when interrupted."""
+    click_errors = _click_error_types()
+    try:
+        # standalone_mode=False: exceptions reach this function, so SarftError and usage errors share one format
+        returned = app(args=argv, standalone_mode=False)
     except SarftError as exc:
         if _state["debug"]:
             raise
@@ -128,13 +162,15 @@ def main() -> None:
         sys.exit(130)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except Exception as exc:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(exc, click.ClickException):
+    except click_errors as exc:
+        if _asks_for_help(exc):
             exc.show()
-            sys.exit(exc.exit_code)
-        raise
+        else:
+            typer.echo(_usage_line(exc), err=True)
+        sys.exit(getattr(exc, "exit_code", 2))
+    # without standalone mode, a command's `raise typer.Exit(n)` (and --help's exit 0) comes back as the return value
+    if isinstance(returned, int) and not isinstance(returned, bool):
+        sys.exit(returned)
 
 
 if __name__ == "__main__":
