@@ -7,28 +7,24 @@ check against its targets. A stored aligned model for the same inputs is reused.
 
 from __future__ import annotations
 
-import argparse
-import logging
 import sys
 
 from sarft_ray.alignment.stage import align_model
 from sarft_ray.config import load_config
-from sarft_ray.errors import SarftError
+from sarft_ray.job_entry import job_parser, run_job
+
+
+def align(args) -> int:
+    result = align_model(load_config(args.config), force=args.force)
+    print("\n".join(result.lines()))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Safety-align the config's model.ref before role fine-tuning.")
+    parser = job_parser("Safety-align the config's model.ref before role fine-tuning.")
     parser.add_argument("--config", required=True, help="experiment YAML file with an alignment section")
     parser.add_argument("--force", action="store_true", help="align again even when a stored aligned model matches")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        result = align_model(load_config(args.config), force=args.force)
-    except SarftError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print("\n".join(result.lines()))
-    return 0
+    return run_job(parser, align, argv)
 
 
 if __name__ == "__main__":

@@ -9,33 +9,29 @@ verdicts are stored under ``<output_root>/<experiment>/eval/<model-hash>/``.
 
 from __future__ import annotations
 
-import argparse
-import logging
 import sys
 
 from sarft_ray.config import load_config
-from sarft_ray.errors import SarftError
 from sarft_ray.evaluation.runner import evaluate_model
+from sarft_ray.job_entry import job_parser, run_job
+
+
+def evaluate(args) -> int:
+    cfg = load_config(args.config)
+    result = evaluate_model(cfg, model=args.model, adapter=args.adapter, roles=args.roles, force=args.force)
+    print(result.markdown)
+    print(f"stored in {result.directory}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = job_parser(__doc__.splitlines()[0])
     parser.add_argument("config", help="experiment YAML file")
     parser.add_argument("--model", help="model reference (default: the config's model.ref)")
     parser.add_argument("--adapter", help="PEFT adapter directory to apply to the model")
     parser.add_argument("--role", action="append", dest="roles", help="role(s) to evaluate (default: the config's)")
     parser.add_argument("--force", action="store_true", help="regenerate answers even if stored")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        cfg = load_config(args.config)
-        result = evaluate_model(cfg, model=args.model, adapter=args.adapter, roles=args.roles, force=args.force)
-    except SarftError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(result.markdown)
-    print(f"stored in {result.directory}")
-    return 0
+    return run_job(parser, evaluate, argv)
 
 
 if __name__ == "__main__":

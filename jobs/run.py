@@ -12,28 +12,24 @@ sqlite file in the experiment directory).
 
 from __future__ import annotations
 
-import argparse
-import logging
 import sys
 
 from sarft_ray.config import load_config
-from sarft_ray.errors import SarftError
+from sarft_ray.job_entry import job_parser, run_job
 from sarft_ray.orchestration import run_pipeline
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", required=True, help="experiment YAML file")
-    parser.add_argument("--force", action="store_true", help="redo every stage even when stored results match")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        result = run_pipeline(load_config(args.config), force=args.force)
-    except SarftError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+def run(args) -> int:
+    result = run_pipeline(load_config(args.config), force=args.force)
     print("\n".join(result.lines()))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = job_parser(__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True, help="experiment YAML file")
+    parser.add_argument("--force", action="store_true", help="redo every stage even when stored results match")
+    return run_job(parser, run, argv)
 
 
 if __name__ == "__main__":

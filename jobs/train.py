@@ -10,32 +10,28 @@ adapter or model, its resolved config and ``summary.json`` are stored under
 
 from __future__ import annotations
 
-import argparse
-import logging
 import sys
 
 from sarft_ray.config import load_config
-from sarft_ray.errors import SarftError
+from sarft_ray.job_entry import job_parser, run_job
 from sarft_ray.training.entry import summary_lines, train_role
 
 
+def train(args) -> int:
+    cfg = load_config(args.config)
+    summary = train_role(cfg, args.role, selection=args.selection, lambda_kl=args.lambda_kl, force=args.force)
+    print("\n".join(summary_lines(summary)))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = job_parser(__doc__.splitlines()[0])
     parser.add_argument("config", help="experiment YAML file")
     parser.add_argument("--role", required=True, help="role to fine-tune (a name from roles.names)")
     parser.add_argument("--selection", choices=["rds", "flip", "random", "all", "none"], help="default: training.selection")
     parser.add_argument("--lambda", dest="lambda_kl", type=float, help="KL weight (default: training.lambda_kl)")
     parser.add_argument("--force", action="store_true", help="train again even if this run finished before")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        cfg = load_config(args.config)
-        summary = train_role(cfg, args.role, selection=args.selection, lambda_kl=args.lambda_kl, force=args.force)
-    except SarftError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print("\n".join(summary_lines(summary)))
-    return 0
+    return run_job(parser, train, argv)
 
 
 if __name__ == "__main__":
