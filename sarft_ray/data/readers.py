@@ -11,11 +11,20 @@ from pathlib import Path
 from sarft_ray.errors import SarftError
 
 
-def read_text(path: Path) -> str:
-    """Read a UTF-8 file; a bad byte is reported with its line number."""
+def _require_file(path: Path) -> None:
     if not path.exists():
         raise SarftError(f"{path}: file does not exist")
-    raw = path.read_bytes()
+    if path.is_dir():
+        raise SarftError(f"{path}: is a directory, not a file")
+
+
+def read_text(path: Path) -> str:
+    """Read a UTF-8 file; a bad byte is reported with its line number."""
+    _require_file(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SarftError(f"{path}: cannot read ({exc.strerror or exc})") from None
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -25,9 +34,12 @@ def read_text(path: Path) -> str:
 
 def iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
     """Yield ``(line_number, object)`` for each non-blank line, streaming the file."""
-    if not path.exists():
-        raise SarftError(f"{path}: file does not exist")
-    with path.open("rb") as handle:
+    _require_file(path)
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise SarftError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    with handle:
         for number, raw in enumerate(handle, start=1):
             try:
                 text = raw.decode("utf-8")
@@ -39,6 +51,8 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
                 obj = json.loads(text)
             except json.JSONDecodeError as exc:
                 raise SarftError(f"{path}:{number}: malformed JSON ({exc.msg} at column {exc.colno})") from None
+            except RecursionError:
+                raise SarftError(f"{path}:{number}: JSON nested too deeply") from None
             if not isinstance(obj, dict):
                 raise SarftError(f"{path}:{number}: expected a JSON object, got {type(obj).__name__}")
             yield number, obj
@@ -55,18 +69,135 @@ def iter_csv(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict]
 
 
 def read_json_or_yaml(path: Path) -> object:
-    """Parse a ``.json`` / ``.yaml`` / ``.yml`` file with a located error."""
+    """Parse a ``.json`` / ``.yaml`` / ``.yml`` file with a located error.
+
+    Duplicate keys are errors (YAML and JSON would silently keep the last one),
+    and YAML aliases may not refer to themselves or expand to more than
+    ``MAX_YAML_VALUES`` values (a few hundred bytes of nested aliases can
+    otherwise stand for billions of values).
+    """
     import yaml
 
     text = read_text(path)
     if path.suffix == ".json":
         try:
-            return json.loads(text)
+            return json.loads(text, object_pairs_hook=_no_duplicate_keys)
         except json.JSONDecodeError as exc:
             raise SarftError(f"{path}:{exc.lineno}: malformed JSON ({exc.msg})") from None
+        except _DuplicateKey as exc:
+            raise SarftError(f"{path}: duplicate key '{exc.args[0]}' in a JSON object") from None
+        except RecursionError:
+            raise SarftError(f"{path}: JSON nested too deeply") from None
     try:
-        return yaml.safe_load(text)
+        return load_yaml(text, path)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark else ""
         raise SarftError(f"{path}{line}: malformed YAML ({getattr(exc, 'problem', exc)})") from None
+    except RecursionError:
+        raise SarftError(f"{path}: YAML nested too deeply") from None
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
+    out: dict = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+MAX_YAML_VALUES = 1_000_000
+"""Values a YAML document may expand to through aliases; configs and prompt files hold thousands at most."""
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+def load_yaml(text: str, path: Path) -> object:
+    """``yaml.safe_load`` that first checks the node graph: duplicate keys, recursive aliases, alias bombs."""
+    import yaml
+
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_yaml_graph(node, path)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _children(node) -> list:
+    import yaml
+
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _child_lines(node) -> list[tuple[object, int]]:
+    """``(child, line)`` pairs; the line is where the child is used (a mapping value: its key's line)."""
+    import yaml
+
+    line = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        return [(part, key.start_mark.line + 1) for key, value in node.value for part in (key, value)]
+    return [(child, line) for child in _children(node)]
+
+
+def _check_yaml_graph(root, path: Path) -> None:
+    """Count the values the document expands to (an alias counts its target again) without expanding it.
+
+    Each distinct node is visited once (sizes are memoised), so the check is
+    linear in the text even when the expansion is exponential.
+    """
+    import yaml
+
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()  # entered and not finished: the ancestors of the node being visited
+    stack = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        if finished:
+            open_nodes.discard(id(node))
+            size = 1 + sum(sizes[id(child)] for child in _children(node))
+            if size > MAX_YAML_VALUES:
+                raise SarftError(
+                    f"{path}:{node.start_mark.line + 1}: YAML aliases expand to more than {MAX_YAML_VALUES:,} values "
+                    "(an alias bomb?); refusing to load it"
+                )
+            sizes[id(node)] = size
+            continue
+        if id(node) in sizes:
+            continue
+        if isinstance(node, yaml.MappingNode):
+            _check_duplicate_keys(node, path)
+        open_nodes.add(id(node))
+        stack.append((node, True))
+        for child, line in _child_lines(node):
+            if id(child) in open_nodes:
+                raise SarftError(f"{path}:{line}: YAML alias refers to a node that contains it (a recursive structure)")
+            if id(child) not in sizes:
+                stack.append((child, False))
+
+
+def _check_duplicate_keys(node, path: Path) -> None:
+    import yaml
+
+    first_line: dict[tuple[str, str], int] = {}
+    for key, _ in node.value:
+        if not isinstance(key, yaml.ScalarNode) or key.tag == _MERGE_TAG:
+            continue  # `<<: *base` merges may be overridden by explicit keys, as YAML intends
+        line = key.start_mark.line + 1
+        if (key.tag, key.value) in first_line:
+            raise SarftError(
+                f"{path}:{line}: duplicate key '{key.value}' (first given on line {first_line[key.tag, key.value]})"
+            )
+        first_line[key.tag, key.value] = line
