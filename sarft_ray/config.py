@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from sarft_ray.alignment.config import AlignmentConfig
 from sarft_ray.config_base import ConfigPath, StrictModel
@@ -25,6 +25,7 @@ from sarft_ray.data.readers import read_json_or_yaml
 from sarft_ray.errors import SarftError
 from sarft_ray.evaluation.config import EvaluationConfig
 from sarft_ray.models.config import ModelConfig
+from sarft_ray.models.loading import alias_suggestion, ref_beside
 from sarft_ray.orchestration.config import Arms, CompareTo, SweepConfig
 from sarft_ray.scoring.config import ScoringConfig
 from sarft_ray.training.config import TrainingConfig
@@ -100,6 +101,26 @@ class ExperimentConfig(StrictModel):
             )
         return self
 
+    @field_validator("model")
+    @classmethod
+    def _model_path_beside_config(cls, model: ModelConfig, info: ValidationInfo) -> ModelConfig:
+        """A relative ``model.ref`` path means the same model wherever the command runs from."""
+        base = (info.context or {}).get("base_dir")
+        if base is None:
+            return model
+        ref = ref_beside(model.ref, base)
+        return model if ref == model.ref else model.model_copy(update={"ref": ref})
+
+    @model_validator(mode="after")
+    def _model_alias_spelled_right(self):
+        # a near-miss of an alias would otherwise go to the model hub and fail only after its retries
+        suggestion = None if Path(self.model.ref).expanduser().exists() else alias_suggestion(self.model.ref)
+        if suggestion:
+            raise ValueError(
+                f"model.ref: '{self.model.ref}' is not a model alias or an existing path (did you mean '{suggestion}'?)"
+            )
+        return self
+
     @field_validator("roles")
     @classmethod
     def _unique_roles(cls, roles: RolesConfig) -> RolesConfig:
@@ -128,24 +149,41 @@ class ExperimentConfig(StrictModel):
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-def expand_env(value: Any, where: str = "") -> Any:
-    """Expand ``${VAR}`` and ``${VAR:-default}`` in every string of a YAML tree."""
+def expand_env(value: Any, where: str = "", used: dict[str, str] | None = None) -> Any:
+    """Expand ``${VAR}`` and ``${VAR:-default}`` in every string of a YAML tree.
+
+    As in a shell, ``${VAR:-default}`` uses the default when VAR is unset or
+    empty. A ``${VAR}`` that is unset is an error naming VAR (never its value,
+    nor any other variable's). ``used`` collects ``name -> value`` of every
+    variable substituted, so error messages can hide those values.
+    """
     if isinstance(value, dict):
-        return {k: expand_env(v, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+        return {k: expand_env(v, f"{where}.{k}" if where else str(k), used) for k, v in value.items()}
     if isinstance(value, list):
-        return [expand_env(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [expand_env(v, f"{where}[{i}]", used) for i, v in enumerate(value)]
     if not isinstance(value, str):
         return value
 
     def substitute(match: re.Match) -> str:
         name, default = match.group(1), match.group(2)
-        if name in os.environ:
-            return os.environ[name]
+        current = os.environ.get(name)
+        if current is not None and (current != "" or default is None):
+            if used is not None:
+                used[name] = current
+            return current
         if default is not None:
             return default
         raise SarftError(f"{where}: environment variable {name} is not set and has no default")
 
     return _VAR.sub(substitute, value)
+
+
+def _hide_env_values(text: str, used: dict[str, str]) -> str:
+    """Replace each substituted variable's value in ``text`` by ``${NAME}`` (longest values first)."""
+    for name, value in sorted(used.items(), key=lambda item: -len(item[1])):
+        if value:
+            text = text.replace(value, "${" + name + "}")
+    return text
 
 
 def _dotted(loc: tuple) -> str:
@@ -155,8 +193,12 @@ def _dotted(loc: tuple) -> str:
     return out
 
 
-def format_validation_error(source: str, exc: ValidationError) -> str:
-    """One line naming the file, each bad field's dotted path, what was expected and what was given."""
+def format_validation_error(source: str, exc: ValidationError, env_used: dict[str, str] | None = None) -> str:
+    """One line naming the file, each bad field's dotted path, what was expected and what was given.
+
+    Values that came from environment variables (``env_used``) are shown as
+    ``${NAME}``: a mistyped field must not print a token kept in the environment.
+    """
     problems = []
     for err in exc.errors():
         loc = _dotted(tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))))
@@ -172,29 +214,67 @@ def format_validation_error(source: str, exc: ValidationError) -> str:
             given = err.get("input")
             shown = json.dumps(given, default=str) if not isinstance(given, dict) else "{...}"
             problems.append(f"{loc}: {msg}, got {shown[:80]}")
-    return f"{source}: " + "; ".join(problems)
+    return f"{source}: " + _hide_env_values("; ".join(problems), env_used or {})
 
 
 def parse_config(data: Any, source: str, base_dir: Path) -> ExperimentConfig:
     """Validate an already-parsed YAML tree."""
     if not isinstance(data, dict):
         raise SarftError(f"{source}: expected a mapping at the top level")
+    env_used: dict[str, str] = {}
     try:
-        data = expand_env(data)
+        data = expand_env(data, used=env_used)
     except SarftError as exc:
         raise SarftError(f"{source}: {exc}") from None
     try:
         return ExperimentConfig.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as exc:
-        raise SarftError(format_validation_error(source, exc)) from None
+        raise SarftError(format_validation_error(source, exc, env_used)) from None
 
 
 def load_config(path: str | Path) -> ExperimentConfig:
-    """Read and validate an experiment YAML file."""
+    """Read and validate an experiment YAML file, and check the file system it names before any work starts.
+
+    Beyond ``parse_config``: the output directory must be writable (or
+    creatable) and no input file the config names may be a directory. Nothing
+    is written; files that do not exist are reported by whoever reads them
+    (``sarft-ray validate`` reads them all).
+    """
     path = Path(path)
     data = read_json_or_yaml(path)
     cfg = parse_config(data, str(path), path.resolve().parent)
+    check_file_system(cfg, str(path))
     return cfg.model_copy(update={"source": path.resolve()})
+
+
+def input_files(cfg: ExperimentConfig) -> list[tuple[str, Path]]:
+    """``(field, path)`` for every file (not directory) the config names as an input."""
+    named: list[tuple[str, Path | None]] = [
+        *((f"roles.corpus.paths[{i}]", item.path) for i, item in enumerate(cfg.roles.corpus.paths)),
+        ("roles.prompts.path", cfg.roles.prompts.path),
+        ("training.deepspeed", cfg.training.deepspeed),
+        *((f"evaluation.paths.{name}", value) for name, value in cfg.evaluation.paths),
+        *((f"evaluation.jailbreak_prompt_files.{name}", value) for name, value in cfg.evaluation.jailbreak_prompt_files.items()),
+    ]
+    if cfg.alignment is not None:
+        named += [
+            ("alignment.harmful_source", cfg.alignment.harmful_source),
+            ("alignment.benign_source", cfg.alignment.benign_source),
+        ]
+    return [(field, Path(value)) for field, value in named if value is not None]
+
+
+def check_file_system(cfg: ExperimentConfig, source: str) -> None:
+    """Fail with one line when an input file is a directory or the output directory cannot be written."""
+    from sarft_ray.paths import check_output_dir
+
+    for field, file in input_files(cfg):
+        if file.is_dir():
+            raise SarftError(f"{source}: {field}: {file}: is a directory, not a file")
+    try:
+        check_output_dir(cfg.experiment_dir)
+    except SarftError as exc:
+        raise SarftError(f"{source}: output_root: {exc}") from None
 
 
 def config_hash(*parts: Any, length: int = 12) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -32,13 +33,18 @@ def write_config(tmp_path: Path, shared_data: Path, **changes) -> Path:
     return path
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "sarft_ray.cli", *args], capture_output=True, text=True, cwd=REPO)
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "sarft_ray.cli", *args], capture_output=True, text=True, cwd=REPO,
+        env=None if env is None else {**os.environ, **env},
+    )
 
 
-def test_shipped_configs_validate():
+def test_shipped_configs_validate(tmp_path, monkeypatch):
+    monkeypatch.setenv("SARFT_OUTPUT_DIR", str(tmp_path / "runs"))  # loading checks the output root; keep runs/ untouched
     for path in sorted((REPO / "configs").glob("*.yaml")):
         load_config(path)
+    assert not (tmp_path / "runs").exists()
 
 
 def test_relative_paths_resolve_against_the_config_file(tmp_path, shared_data):
@@ -55,6 +61,40 @@ def test_env_variables_expand_with_defaults(tmp_path, shared_data, monkeypatch):
     assert cfg.output_root == tmp_path / "fallback"
     with pytest.raises(SarftError, match=r"x\.yaml: output_root: environment variable NOT_SET_ANYWHERE is not set"):
         load_config(write_config(tmp_path, shared_data, output_root="${NOT_SET_ANYWHERE}"))
+
+
+def test_empty_variable_takes_the_default_as_in_a_shell(tmp_path, shared_data, monkeypatch):
+    monkeypatch.setenv("MY_EMPTY", "")
+    cfg = load_config(write_config(tmp_path, shared_data, output_root="${MY_EMPTY:-fallback}"))
+    assert cfg.output_root == tmp_path / "fallback"
+
+
+def test_values_from_the_environment_are_not_shown_in_errors(tmp_path, shared_data, monkeypatch):
+    monkeypatch.setenv("MY_SECRET_CPUS", "sk-do-not-print-me")
+    with pytest.raises(SarftError) as caught:
+        load_config(write_config(tmp_path, shared_data, ray={"num_cpus": "${MY_SECRET_CPUS}"}))
+    assert "ray.num_cpus" in str(caught.value) and "${MY_SECRET_CPUS}" in str(caught.value)
+    assert "sk-do-not-print-me" not in str(caught.value)
+
+
+def test_relative_model_path_resolves_against_the_config_file(tmp_path, shared_data, tiny_model_dir):
+    import shutil
+
+    shutil.copytree(tiny_model_dir, tmp_path / "models" / "tiny")
+    for ref in ("./models/tiny", "models/tiny"):
+        cfg = load_config(write_config(tmp_path, shared_data, model={"ref": ref}))
+        assert cfg.model.ref == str((tmp_path / "models" / "tiny").resolve())
+    for kept in ("tiny-random", "HuggingFaceTB/SmolLM2-135M-Instruct", str(tiny_model_dir)):
+        assert load_config(write_config(tmp_path, shared_data, model={"ref": kept})).model.ref == kept
+
+
+def test_misspelled_alias_gets_a_suggestion_not_a_hub_lookup(tmp_path, shared_data):
+    from sarft_ray.models import resolve_model_dir
+
+    with pytest.raises(SarftError, match=r"model\.ref: 'smollm2-135m-instruc' is not a model alias .*did you mean 'smollm2-135m-instruct'"):
+        load_config(write_config(tmp_path, shared_data, model={"ref": "smollm2-135m-instruc"}))
+    with pytest.raises(SarftError, match=r"did you mean 'tiny-random'"):
+        resolve_model_dir("tiny-randon")
 
 
 @pytest.mark.parametrize(
@@ -81,8 +121,8 @@ def test_malformed_yaml_reports_line(tmp_path):
         load_config(path)
 
 
-def test_cli_validate_demo_passes():
-    proc = run_cli("validate", "configs/demo.yaml")
+def test_cli_validate_demo_passes(tmp_path):
+    proc = run_cli("validate", "configs/demo.yaml", env={"SARFT_OUTPUT_DIR": str(tmp_path / "runs")})
     assert proc.returncode == 0, proc.stderr
     assert "configs/demo.yaml: OK" in proc.stdout
     assert "role John Doe:" in proc.stdout

@@ -11,6 +11,7 @@ References, in the order they are tried:
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import logging
 import os
@@ -39,6 +40,34 @@ def _looks_like_path(ref: str) -> bool:
         or ref.count("/") > 1
         or (os.sep != "/" and os.sep in ref)
     )
+
+
+def alias_suggestion(ref: str) -> str | None:
+    """The alias ``ref`` is probably a misspelling of, if any (``smollm2-135m-instruc``).
+
+    Only single-segment names are compared: ``org/name`` is a hub id, and a
+    misspelled alias would otherwise go to the hub and fail after its retries.
+    """
+    if ref in ALIASES or "/" in ref or os.sep in ref or _looks_like_path(ref):
+        return None
+    close = difflib.get_close_matches(ref.lower(), ALIASES, n=1, cutoff=0.75)
+    return close[0] if close else None
+
+
+def ref_beside(ref: str, base_dir: Path) -> str:
+    """A relative path reference made absolute against ``base_dir`` (a config file's directory).
+
+    A reference counts as a path when it is shaped like one (``./m``, ``../m``,
+    ``m.gguf``, ``a/b/c``) or when it names something that exists under
+    ``base_dir`` (``models/m``); aliases, hub ids and absolute paths are kept.
+    """
+    if ref in ALIASES or Path(ref).expanduser().is_absolute():
+        return ref
+    candidate = Path(base_dir) / ref
+    has_separator = "/" in ref or os.sep in ref
+    if _looks_like_path(ref) or (has_separator and candidate.exists()):
+        return str(candidate.resolve())
+    return ref
 
 
 def _cache_checkpoint(directory: Path, build) -> Path:
@@ -106,6 +135,9 @@ def resolve_model_dir(ref: str) -> str:
         raise SarftError(f"{ref}: not a model directory or a .gguf file")
     if _looks_like_path(ref):
         raise SarftError(f"{ref}: model path does not exist")
+    suggestion = alias_suggestion(ref)
+    if suggestion:
+        raise SarftError(f"{ref}: not a model alias or path (did you mean '{suggestion}'?)")
     return ref
 
 
