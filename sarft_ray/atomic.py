@@ -1,7 +1,9 @@
 """Atomic file writes: write to a temporary file beside the target, then rename.
 
 Readers (and a re-run after a crash) see either the old file or the whole new
-one, never a half-written file.
+one, never a half-written file. Text and JSON pass through
+:func:`sarft_ray.secrets.redact_text` on the way, so no report, table or
+resolved config ever holds a URL's credentials or a registered key.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from sarft_ray.secrets import redact_text
 
 
 def write_atomic(path: str | Path, write: Callable[[str], None]) -> None:
@@ -30,7 +34,8 @@ def write_atomic(path: str | Path, write: Callable[[str], None]) -> None:
 
 
 def write_text(path: str | Path, text: str) -> None:
-    """Write a UTF-8 text file atomically."""
+    """Write a UTF-8 text file atomically, credentials redacted."""
+    text = redact_text(text)
     write_atomic(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 

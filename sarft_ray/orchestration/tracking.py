@@ -10,6 +10,10 @@ Where the store lives: ``tracking.mlflow_uri`` from the config, else the
 ``MLFLOW_TRACKING_URI`` environment variable, else a sqlite database at
 ``<experiment_dir>/mlflow.db`` (an absolute path; artefacts beside it in
 ``mlartifacts/``).
+
+Nothing secret reaches the store: params, tag values and text artefacts pass
+through :mod:`sarft_ray.secrets` (URL credentials and registered key values
+become ``***``; config keys named like secrets are hidden whole).
 """
 
 from __future__ import annotations
@@ -18,13 +22,13 @@ import json
 import logging
 import math
 import os
-import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+
+from sarft_ray.secrets import REDACTED, is_secret_key, redact_text, redact_tree, redact_url, register_config_secrets
 
 log = logging.getLogger(__name__)
 
@@ -32,37 +36,12 @@ KEY_TAG = "sarft.key"
 KIND_TAG = "sarft.kind"
 PARENT_TAG = "mlflow.parentRunId"
 RUN_NAME_TAG = "mlflow.runName"
-REDACTED = "***"
-
-# A config key is secret when one of its words (split on _ . - and camelCase) is one of these.
-_SECRET_WORDS = {"key", "apikey", "token", "secret", "password", "passwd", "credential", "credentials"}
 _MAX_PARAM_VALUE = 6000  # MLflow's limit on a param value
 _MAX_PARAMS_PER_BATCH = 100
 _MAX_METRICS_PER_BATCH = 1000
 
 
 # ---------------------------------------------------------------------------- pure helpers
-
-
-def is_secret_key(key: str) -> bool:
-    """``api_key``, ``hf_token``, ``db.password`` are secret; ``max_new_tokens`` and ``keep`` are not."""
-    words = re.split(r"[_.\-\s]+", re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", key))
-    return any(w.lower() in _SECRET_WORDS for w in words if w)
-
-
-def redact_url(value: str) -> str:
-    """Drop a password embedded in a URL (``https://user:pw@host`` -> ``https://user:***@host``)."""
-    try:
-        parts = urlsplit(value)
-    except ValueError:
-        return value
-    if parts.password is None:
-        return value
-    host = parts.hostname or ""
-    if parts.port:
-        host += f":{parts.port}"
-    netloc = f"{parts.username}:{REDACTED}@{host}" if parts.username else f"{REDACTED}@{host}"
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def flatten_params(tree: Any, prefix: str = "") -> dict[str, str]:
@@ -77,9 +56,9 @@ def flatten_params(tree: Any, prefix: str = "") -> dict[str, str]:
                 out.update(flatten_params(value, dotted))
         return out
     if isinstance(tree, str):
-        text = redact_url(tree)
+        text = redact_text(tree)
     elif isinstance(tree, (list, tuple, Mapping)):
-        text = json.dumps(tree, default=str)
+        text = json.dumps(redact_tree(tree), default=str)
     else:
         text = str(tree)
     out[prefix or "value"] = text[:_MAX_PARAM_VALUE]
@@ -127,6 +106,7 @@ class TrackerSpec:
 
     @classmethod
     def from_config(cls, cfg) -> TrackerSpec:
+        register_config_secrets(cfg)
         uri = resolve_uri(cfg.tracking.mlflow_uri, cfg.experiment_dir)
         artifacts = None
         if uri.startswith("sqlite:"):  # a server chooses (or proxies) its own artefact store
@@ -186,7 +166,7 @@ class Tracker:
     ) -> str:
         """The run for ``key`` (found again when ``reuse``, else created), marked RUNNING; returns its id."""
         run = self.find_run(key, parent_id) if reuse else None
-        all_tags = {KEY_TAG: key, KIND_TAG: kind, **(tags or {})}
+        all_tags = {KEY_TAG: key, KIND_TAG: kind, **{k: redact_text(str(v)) for k, v in (tags or {}).items()}}
         if run is None:
             if parent_id is not None:
                 all_tags[PARENT_TAG] = parent_id
@@ -204,7 +184,7 @@ class Tracker:
     def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
         from mlflow.entities import RunTag
 
-        items = [RunTag(k, str(v)) for k, v in tags.items()]
+        items = [RunTag(k, redact_text(str(v))) for k, v in tags.items()]
         for start in range(0, len(items), _MAX_PARAMS_PER_BATCH):
             self.client.log_batch(run_id, tags=items[start : start + _MAX_PARAMS_PER_BATCH])
 
@@ -214,6 +194,7 @@ class Tracker:
         """Log params not yet on the run (MLflow refuses to change a logged param)."""
         from mlflow.entities import Param
 
+        params = {k: redact_text(str(v)) for k, v in params.items()}
         existing = self.client.get_run(run_id).data.params
         fresh = [Param(k, v) for k, v in params.items() if k not in existing]
         changed = sorted(k for k, v in params.items() if k in existing and existing[k] != v)
@@ -274,10 +255,10 @@ class Tracker:
             self.client.log_artifact(run_id, str(local_path), artifact_path)
 
     def log_json(self, run_id: str, obj: Any, artifact_file: str) -> None:
-        self.client.log_text(run_id, json.dumps(obj, indent=2, default=str) + "\n", artifact_file)
+        self.client.log_text(run_id, json.dumps(redact_tree(obj), indent=2, default=str) + "\n", artifact_file)
 
     def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
-        self.client.log_text(run_id, text, artifact_file)
+        self.client.log_text(run_id, redact_text(text), artifact_file)
 
 
 def _quote(value: str) -> str:
