@@ -1,12 +1,18 @@
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
+from chat_server import ChatHandler as _Handler
+from chat_server import closed_port, serving
 
 from sarft_ray.errors import SarftError
 from sarft_ray.evaluation.config import EvaluationConfig
-from sarft_ray.evaluation.judges import JudgeItem, KeywordJudge, Verdict, VerdictCache, build_judge, judge_cached
+from sarft_ray.evaluation.judges import (
+    JudgeItem,
+    KeywordJudge,
+    Verdict,
+    VerdictCache,
+    build_judge,
+    check_judge,
+    judge_cached,
+)
 from sarft_ray.evaluation.judges.openai_chat import OpenAIChatJudge, parse_verdict
 
 
@@ -110,58 +116,10 @@ def test_parse_verdict(text, label):
 
 
 # --------------------------------------------------- OpenAI-compatible judge over HTTP
-class _Handler(BaseHTTPRequestHandler):
-    """A chat-completions endpoint whose reply depends on the answer being judged."""
-
-    calls: dict[str, int] = {}
-    lock = threading.Lock()
-    auth: list[str] = []
-
-    def log_message(self, *args):  # keep test output quiet
-        pass
-
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        user = body["messages"][-1]["content"]
-        answer = user.split("Answer:\n", 1)[1].rsplit("\n\nVerdict", 1)[0]
-        with self.lock:
-            self.calls[answer] = self.calls.get(answer, 0) + 1
-            count = self.calls[answer]
-            self.auth.append(self.headers.get("Authorization", ""))
-        if answer.startswith("FLAKY") and count == 1:
-            return self._send(500, b'{"error": "try again"}')
-        if answer.startswith("BROKEN"):
-            return self._send(200, b"this is not json")
-        if answer.startswith("DENIED"):
-            return self._send(403, b'{"error": "forbidden"}')
-        if answer.startswith("MUMBLE"):
-            content = "Hard to say."
-        elif "sorry" in answer.lower():
-            content = "refusal"
-        else:
-            content = "compliance"
-        reply = {"choices": [{"message": {"role": "assistant", "content": content}}]}
-        self._send(200, json.dumps(reply).encode())
-
-    def _send(self, status: int, payload: bytes):
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-
 @pytest.fixture
 def chat_server():
-    _Handler.calls = {}
-    _Handler.auth = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    with serving() as url:
+        yield url
 
 
 def test_openai_judge_over_http(chat_server, monkeypatch):
@@ -175,29 +133,102 @@ def test_openai_judge_over_http(chat_server, monkeypatch):
         JudgeItem("q3", "MUMBLE something"),
         JudgeItem("q4", "FLAKY but I'm sorry"),
         JudgeItem("q5", "BROKEN reply"),
-        JudgeItem("q6", "DENIED"),
+        JudgeItem("q6", "REJECTED"),
     ]
     verdicts = judge.judge(items)
     assert [v.label for v in verdicts] == ["refusal", "compliance", "invalid", "refusal", "invalid", "invalid"]
     assert verdicts[2].raw == "Hard to say."  # the unparseable reply is kept
     assert "malformed response body" in verdicts[4].raw
-    assert "HTTP 403" in verdicts[5].raw
+    assert verdicts[5].raw == "HTTP 400 after 1 attempt(s): content filtered"  # the error's message, not the body
     assert _Handler.calls["FLAKY but I'm sorry"] == 2  # one 500, then a successful retry
-    assert _Handler.calls["DENIED"] == 1  # 4xx other than 429 is not retried
+    assert _Handler.calls["REJECTED"] == 1  # 4xx other than 429 is not retried
     assert set(_Handler.auth) == {"Bearer secret-key"}
 
 
-def test_openai_judge_gives_up_after_retries(monkeypatch):
-    # Nothing listens on this port (bound, then closed): every attempt fails to connect.
-    import socket
+def test_openai_judge_stops_on_a_refused_key(chat_server):
+    judge = OpenAIChatJudge(chat_server, "judge-model", api_key_env=None, concurrency=2, max_retries=3, backoff_s=0.01)
+    items = [JudgeItem("q", "DENIED")] + [JudgeItem(f"q{i}", f"answer {i}") for i in range(40)]
+    with pytest.raises(SarftError, match=r"wants an API key \(HTTP 403\)"):
+        judge.judge(items)
+    assert _Handler.calls["DENIED"] == 1  # not retried
+    assert len(_Handler.calls) < len(items)  # the queued requests were dropped
 
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    judge = OpenAIChatJudge(f"http://127.0.0.1:{port}/v1", "m", api_key_env=None, max_retries=1, backoff_s=0.01)
-    (verdict,) = judge.judge([JudgeItem("q", "a")])
-    assert verdict.label == "invalid" and "after 2 attempt(s)" in verdict.raw
+
+def test_an_unreachable_judge_is_an_error_not_invalid_verdicts():
+    judge = OpenAIChatJudge(f"http://127.0.0.1:{closed_port()}/v1", "m", api_key_env=None, max_retries=1, backoff_s=0.01)
+    with pytest.raises(SarftError, match=r"cannot reach http://127.0.0.1:\d+/v1 after 2 attempt\(s\) \(ConnectError"):
+        judge.judge([JudgeItem("q", "a")])
+
+
+def test_preflight_passes_with_the_right_key(monkeypatch):
+    monkeypatch.setenv("TEST_JUDGE_KEY", "right-key-123")
+    with serving(expected_auth="Bearer right-key-123") as url:
+        OpenAIChatJudge(url, "m", api_key_env="TEST_JUDGE_KEY").preflight()
+        assert _Handler.auth == ["Bearer right-key-123"]
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_preflight_stops_on_a_refused_key(monkeypatch, status):
+    wrong = "wrong-key-9f3c1a7e"
+    monkeypatch.setenv("TEST_JUDGE_KEY", wrong)
+    with serving(expected_auth="Bearer right") as url:
+        _Handler.status_for_bad_auth = status
+        judge = OpenAIChatJudge(url, "m", api_key_env="TEST_JUDGE_KEY", max_retries=3, backoff_s=0.01)
+        with pytest.raises(SarftError) as raised:
+            judge.preflight()
+        assert len(_Handler.auth) == 1  # a refused key is not retried
+    message = str(raised.value)
+    assert f"HTTP {status}" in message and "TEST_JUDGE_KEY" in message
+    assert wrong not in message and "\n" not in message
+
+
+def test_preflight_stops_when_the_judge_is_unreachable():
+    judge = OpenAIChatJudge(f"http://127.0.0.1:{closed_port()}/v1", "m", api_key_env=None, max_retries=2, backoff_s=0.01)
+    with pytest.raises(SarftError, match=r"evaluation.judge.base_url: cannot reach .* after 3 attempt\(s\)"):
+        judge.preflight()
+
+
+def test_preflight_stops_when_the_server_is_not_a_chat_endpoint(chat_server):
+    judge = OpenAIChatJudge(chat_server.replace("/v1", "/nowhere"), "m", api_key_env=None, max_retries=0)
+    with pytest.raises(SarftError, match=r"answered HTTP 404 after 1 attempt\(s\) to a test request \(no such route\)"):
+        judge.preflight()
+
+
+def test_url_credentials_are_refused_not_sent_in_place_of_the_key(monkeypatch):
+    # httpx sends a URL's user info as Basic auth, which replaced the Bearer key; such a URL is refused.
+    monkeypatch.setenv("TEST_JUDGE_KEY", "the-real-key")
+    with serving() as url:
+        with_userinfo = url.replace("http://", "http://someone:pw-4b1d9e@")
+        with pytest.raises(SarftError, match="evaluation.judge.base_url: .*credentials in the URL are refused") as raised:
+            OpenAIChatJudge(with_userinfo, "m", api_key_env="TEST_JUDGE_KEY")
+        assert _Handler.auth == []  # nothing was sent
+    assert "pw-4b1d9e" not in str(raised.value) and "someone:***@" in str(raised.value)
+    with pytest.raises(SarftError, match="credentials in the URL"):
+        OpenAIChatJudge("https://host/v1?api_key=sk-abcdef", "m", api_key_env=None)
+
+
+def test_a_judge_that_echoes_the_key_does_not_get_it_stored(monkeypatch, tmp_path):
+    key = "echoed-key-5e8a0c"
+    monkeypatch.setenv("TEST_JUDGE_KEY", key)
+    with serving(echo=f" (you sent Bearer {key})") as url:
+        judge = OpenAIChatJudge(url, "m", api_key_env="TEST_JUDGE_KEY")
+        cache = VerdictCache(tmp_path / "verdicts.sqlite")
+        verdicts, _ = judge_cached(judge, [JudgeItem("q", "I'm sorry, no.")], cache)
+    assert verdicts[0].label == "refusal" and key not in verdicts[0].raw and "***" in verdicts[0].raw
+    assert key.encode() not in (tmp_path / "verdicts.sqlite").read_bytes()
+
+
+def test_check_judge_for_validate(monkeypatch):
+    monkeypatch.setenv("TEST_JUDGE_KEY", "value-never-shown")
+    cfg = EvaluationConfig(judge={"kind": "openai", "api_key_env": "TEST_JUDGE_KEY", "base_url": "http://h/v1"})
+    line = check_judge(cfg)
+    assert line == "judge: openai gpt-4o at http://h/v1 (key from $TEST_JUDGE_KEY)"
+    monkeypatch.delenv("TEST_JUDGE_KEY")
+    with pytest.raises(SarftError, match="evaluation.judge.api_key_env: environment variable TEST_JUDGE_KEY is not set"):
+        check_judge(cfg)
+    unused = EvaluationConfig(benchmarks=["rolebench_spe"], jailbreaks=[], judge=cfg.judge)
+    assert check_judge(unused) == "judge: openai, not used (no safety benchmark)"
+    assert check_judge(EvaluationConfig()) == "judge: keyword"
 
 
 def test_openai_judge_needs_its_key(monkeypatch):

@@ -32,8 +32,9 @@ from sarft_ray.evaluation import report
 from sarft_ray.evaluation.benchmarks import ITEM_SCHEMA, build_items, is_safety, jailbreaks_by_benchmark
 from sarft_ray.evaluation.generation import OUTPUT_FIELDS, adapter_fingerprint, settings_hash
 from sarft_ray.evaluation.jailbreaks import reply_readings
-from sarft_ray.evaluation.judges import JudgeItem, VerdictCache, build_judge, combine_readings, judge_cached
+from sarft_ray.evaluation.judges import JudgeItem, VerdictCache, build_judge, combine_readings, judge_cached, preflight
 from sarft_ray.evaluation.metrics import rouge_l_first, rouge_l_max
+from sarft_ray.secrets import register_config_secrets
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +187,7 @@ def evaluate_model(
     picks the roles whose RoleBench questions are asked (and whose prompts are
     used when ``evaluation.generation.system_prompt`` is ``role``).
     """
+    register_config_secrets(cfg)  # before anything is logged or written
     if model is None:  # the config's starting model: the aligned one when the config aligns
         from sarft_ray.alignment.stage import starting_config
 
@@ -202,9 +204,11 @@ def evaluate_model(
     directory = Path(cfg.experiment_dir) / "eval" / model_hash
 
     items = build_items(ev, roles, cfg.roles.corpus, cfg.roles.prompts)
+    judge = build_judge(ev.judge) if any(is_safety(n) for n in items) else None
+    if judge is not None:
+        preflight(judge)  # a refused key or an unreachable judge fails now, not after the generation
     generations, gen_stats = generate_all(items, directory, model_cfg, adapter_path, ev, cfg.ray, force)
 
-    judge = build_judge(ev.judge) if any(is_safety(n) for n in generations) else None
     cache = VerdictCache(Path(cfg.experiment_dir) / "eval" / "verdict_cache.sqlite") if ev.cache_verdicts else None
     jailbreaks = jailbreaks_by_benchmark(ev)
     benchmarks: dict[str, dict] = {}

@@ -1,4 +1,8 @@
-"""Refusal judges: keyword (default, offline), OpenAI-compatible chat, local HF classifier."""
+"""Refusal judges: keyword (default, offline), OpenAI-compatible chat, local HF classifier.
+
+``check_judge`` is what ``validate`` says about the judge (offline checks);
+``preflight`` asks an API judge one question before an evaluation generates.
+"""
 
 from __future__ import annotations
 
@@ -16,9 +20,45 @@ __all__ = [
     "Verdict",
     "VerdictCache",
     "build_judge",
+    "check_judge",
     "combine_readings",
     "judge_cached",
+    "preflight",
 ]
+
+
+def needs_judge(ev_cfg) -> bool:
+    """Whether an ``evaluation`` section asks any safety benchmark (only those are judged)."""
+    from sarft_ray.evaluation.benchmarks import is_safety
+
+    return bool(ev_cfg.jailbreaks) or any(is_safety(name) for name in ev_cfg.benchmarks)
+
+
+def check_judge(ev_cfg) -> str:
+    """One line for ``validate`` about the judge of an ``evaluation`` section, without contacting it.
+
+    An API judge's URL must carry no credentials and its key's environment
+    variable must be set (SarftError naming the variable otherwise).
+    """
+    cfg = ev_cfg.judge
+    if not needs_judge(ev_cfg):
+        return f"judge: {cfg.kind}, not used (no safety benchmark)"
+    if cfg.kind == "openai":
+        from sarft_ray.evaluation.judges.openai_chat import check_settings
+
+        key = check_settings(cfg.base_url, cfg.api_key_env)
+        sent = f"key from ${cfg.api_key_env}" if key else "no key"
+        return f"judge: openai {cfg.model} at {cfg.base_url} ({sent})"
+    if cfg.kind == "hf_classifier":
+        return f"judge: hf_classifier {cfg.path}"
+    return "judge: keyword"
+
+
+def preflight(judge: Judge) -> None:
+    """Let a judge that talks to a server prove it can, before anything is generated (others: nothing)."""
+    check = getattr(judge, "preflight", None)
+    if check is not None:
+        check()
 
 
 def build_judge(cfg) -> Judge:

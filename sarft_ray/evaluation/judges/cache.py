@@ -2,7 +2,9 @@
 
 sqlite commits are atomic, and several processes may share the file. Invalid
 verdicts are not stored, so a re-run asks the judge again (a timeout or an
-odd reply should not stick).
+odd reply should not stick). What is stored passes through
+:func:`sarft_ray.secrets.redact_text`: a judge that echoes a credential does
+not get it written down.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sarft_ray.evaluation.judges.base import INVALID, Judge, JudgeItem, Verdict
+from sarft_ray.secrets import redact_text
 
 
 def cache_key(judge_id: str, item: JudgeItem) -> str:
@@ -56,7 +59,7 @@ class VerdictCache:
 
     def put(self, judge_id: str, items: list[JudgeItem], verdicts: list[Verdict]) -> None:
         rows = [
-            (cache_key(judge_id, item), judge_id, v.label, v.raw)
+            (cache_key(judge_id, item), redact_text(judge_id), v.label, redact_text(v.raw))
             for item, v in zip(items, verdicts, strict=True)
             if v.label != INVALID
         ]
