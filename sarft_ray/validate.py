@@ -72,4 +72,7 @@ def _stage_checks(cfg: ExperimentConfig) -> list[str]:
         if not Path(spe).exists():
             raise SarftError(f"{spe}: file does not exist (evaluation.paths.rolebench_spe)")
         lines.append(f"rolebench_spe: {spe}")
+    from sarft_ray.evaluation.judges import check_judge
+
+    lines.append(check_judge(cfg.evaluation))  # the key's variable is set, the URL carries no credentials
     return lines
