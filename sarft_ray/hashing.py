@@ -1,0 +1,69 @@
+"""sha256 digests: every content hash and hash-seeded draw goes through here.
+
+Stored outputs are found again by these digests (scores, training runs,
+evaluations, judge verdicts), and splits, samples and random selections are
+drawn from them, so each function's output for a given input must never
+change: tests/test_hashing.py pins known values.
+
+- ``json_digest``: hex digest of JSON-able data (configs, settings, rows);
+- ``text_digest``: hex digest of a string;
+- ``file_digest`` / ``tree_digest``: of a file's bytes / a directory's files;
+- ``hash_int`` / ``hash_unit``: a string as a 64-bit integer / a point in [0, 1),
+  for seeded ranks and splits that do not depend on row order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+_CHUNK = 1 << 20
+
+
+def text_digest(text: str, length: int | None = None) -> str:
+    """sha256 hex of the UTF-8 text, cut to ``length`` characters (None: all 64)."""
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def json_digest(data: Any, length: int | None = None, *, ascii_only: bool = True) -> str:
+    """sha256 hex of ``data`` as JSON with sorted keys (non-JSON values as their ``str``).
+
+    ``ascii_only=False`` hashes non-ASCII characters as UTF-8 rather than as
+    ``\\u`` escapes (the training-set digest was made that way).
+    """
+    return text_digest(json.dumps(data, sort_keys=True, default=str, ensure_ascii=ascii_only), length)
+
+
+def file_digest(path: str | Path) -> str:
+    """sha256 hex of a file's bytes, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    _update_from_file(digest, Path(path))
+    return digest.hexdigest()
+
+
+def tree_digest(root: str | Path, length: int | None = None) -> str:
+    """sha256 hex over a directory's files: each relative path, then its bytes, in sorted path order."""
+    digest = hashlib.sha256()
+    root = Path(root)
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(root)).encode())
+        _update_from_file(digest, path)
+    return digest.hexdigest()[:length]
+
+
+def hash_int(text: str) -> int:
+    """The first 8 bytes of the text's sha256 as an unsigned big-endian integer."""
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
+
+
+def hash_unit(text: str) -> float:
+    """``hash_int(text)`` scaled into [0, 1)."""
+    return hash_int(text) / 2**64
+
+
+def _update_from_file(digest, path: Path) -> None:
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(_CHUNK), b""):
+            digest.update(chunk)
