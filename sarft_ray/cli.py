@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from sarft_ray.errors import SarftError
+from sarft_ray.secrets import install_log_redaction, redact_text
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
 models_app = typer.Typer(no_args_is_help=True, help="Fetch and inspect models.")
@@ -35,6 +36,7 @@ def _global(
         level=logging.DEBUG if debug else (logging.INFO if verbose else logging.WARNING),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    install_log_redaction()  # no URL credentials or registered keys in any log line
 
 
 @app.command()
@@ -155,7 +157,7 @@ def main(argv: list[str] | None = None) -> None:
     except SarftError as exc:
         if _state["debug"]:
             raise
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {redact_text(str(exc))}", err=True)
         sys.exit(2)
     except (typer.Abort, KeyboardInterrupt):
         typer.echo("aborted", err=True)
