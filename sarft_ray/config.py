@@ -9,7 +9,6 @@ validation problem into one line such as
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -279,5 +278,6 @@ def check_file_system(cfg: ExperimentConfig, source: str) -> None:
 
 def config_hash(*parts: Any, length: int = 12) -> str:
     """A short, stable hash of JSON-able parts (configs, file digests, settings)."""
-    blob = json.dumps(parts, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:length]
+    from sarft_ray.hashing import json_digest
+
+    return json_digest(parts, length)

@@ -7,7 +7,6 @@ within a role, stable across runs), ``input``, ``output``, ``references``
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -20,6 +19,7 @@ from sarft_ray.data.heldout import HeldOutQuestions
 from sarft_ray.data.readers import iter_csv, iter_jsonl
 from sarft_ray.data.roles import match_role, role_key
 from sarft_ray.errors import SarftError
+from sarft_ray.hashing import hash_int, hash_unit
 
 CORPUS_SCHEMA = pa.schema(
     [
@@ -41,8 +41,7 @@ def assign_split(role: str, sample_id: str, test_fraction: float, seed: int, val
     ``validation_fraction``, else ``train``: adding a validation split takes
     rows from training only, never from the test split.
     """
-    digest = hashlib.sha256(f"{seed}|{role_key(role)}|{sample_id}".encode()).digest()
-    point = int.from_bytes(digest[:8], "big") / 2**64
+    point = hash_unit(f"{seed}|{role_key(role)}|{sample_id}")
     if point < test_fraction:
         return "test"
     return "validation" if point < test_fraction + validation_fraction else "train"
@@ -159,8 +158,7 @@ def drop_heldout(rows: Iterable[dict], heldout: HeldOutQuestions | None, removed
 
 
 def _sample_rank(seed: int, row: dict) -> int:
-    digest = hashlib.sha256(f"{seed}|{role_key(row['role'])}|{row['split']}|{row['sample_id']}".encode()).digest()
-    return int.from_bytes(digest[:8], "big")
+    return hash_int(f"{seed}|{role_key(row['role'])}|{row['split']}|{row['sample_id']}")
 
 
 def sample_rows(rows: Iterable[dict], limit: int | None, seed: int) -> Iterator[dict]:

@@ -15,13 +15,13 @@ removed from every role's corpus.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from sarft_ray.data.roles import role_key
+from sarft_ray.hashing import text_digest
 
 _NOT_WORD = re.compile(r"[\W_]+")
 
@@ -60,4 +60,4 @@ class HeldOutQuestions:
             [f"*\t{q}" for q in sorted(self.every_role)]
             + [f"{role}\t{q}" for role in sorted(self.per_role) for q in sorted(self.per_role[role])]
         )
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return text_digest(blob, 16)

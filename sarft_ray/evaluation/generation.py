@@ -8,7 +8,6 @@ output adds ``prompt`` (the formatted text), ``response`` and token counts.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import pyarrow as pa
@@ -16,6 +15,7 @@ import torch
 
 from sarft_ray.errors import SarftError
 from sarft_ray.evaluation.config import GenerationConfig
+from sarft_ray.hashing import text_digest, tree_digest
 from sarft_ray.models import ModelConfig, format_prompt, load_model_and_tokenizer
 
 OUTPUT_FIELDS = [
@@ -30,21 +30,14 @@ OUTPUT_FIELDS = [
 
 def settings_hash(cfg: GenerationConfig) -> str:
     """Hash of every decoding setting (batch size included: padding can shift fp results)."""
-    return hashlib.sha256(cfg.model_dump_json().encode()).hexdigest()[:12]
+    return text_digest(cfg.model_dump_json(), 12)
 
 
 def adapter_fingerprint(adapter: str | Path | None) -> str | None:
     """Content hash of an adapter directory, so a retrained adapter at the same path is new."""
     if adapter is None:
         return None
-    digest = hashlib.sha256()
-    root = Path(adapter)
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        digest.update(str(path.relative_to(root)).encode())
-        with path.open("rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-    return digest.hexdigest()[:16]
+    return tree_digest(adapter, 16)
 
 
 def load_generator(model_cfg: ModelConfig, adapter: str | Path | None = None, device: str = "cpu"):

@@ -21,7 +21,6 @@ files directly; other readers should pass ``partitioning=None``.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
@@ -34,6 +33,7 @@ import pyarrow.parquet as pq
 
 from sarft_ray.data.roles import role_slug
 from sarft_ray.errors import SarftError
+from sarft_ray.hashing import file_digest, json_digest
 from sarft_ray.scoring.schema import SCORES_SCHEMA
 
 if TYPE_CHECKING:
@@ -46,15 +46,6 @@ FORMAT_VERSION = 2  # 2: held-out questions removed, seeded corpus sample, expli
 SUMMARY_NAME = "summary.json"
 CHART_NAME = "harmful_fraction.png"
 PART_NAME = "part-0.parquet"
-
-
-def file_digest(path: Path) -> str:
-    """sha256 of a file's bytes, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def model_fingerprint(model_cfg) -> dict:
@@ -124,9 +115,8 @@ def scoring_inputs(cfg: ExperimentConfig, prompts: dict, heldout: HeldOutQuestio
 
 
 def inputs_hash(inputs: dict) -> str:
-    from sarft_ray.config import config_hash
-
-    return config_hash(inputs, length=16)
+    """The scores directory's name: a digest of the one-element list ``[inputs]`` (how stored scores are named)."""
+    return json_digest([inputs], 16)
 
 
 def scores_root(cfg: ExperimentConfig) -> Path:

@@ -9,7 +9,6 @@ checkpoints; a re-run with the same inputs resumes from them).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Callable
@@ -19,6 +18,7 @@ import pyarrow as pa
 from pydantic import ValidationError
 
 from sarft_ray.errors import SarftError
+from sarft_ray.hashing import json_digest
 from sarft_ray.training.checkpointing import (
     FINAL,
     LocalCheckpoints,
@@ -62,8 +62,7 @@ def load_training_set(cfg, role: str, selection: str) -> pa.Table:
 
 def table_digest(rows: list[dict]) -> str:
     """A hash of exactly what training reads from the table."""
-    blob = json.dumps([[r["input"], r["output"], bool(r["is_harmful"])] for r in rows], ensure_ascii=False)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return json_digest([[r["input"], r["output"], bool(r["is_harmful"])] for r in rows], 16, ascii_only=False)
 
 
 def run_hash(model: dict, training: TrainingConfig, rows_digest: str, system_prompt: str | None, ds_config: dict) -> str:
