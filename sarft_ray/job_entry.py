@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from sarft_ray.errors import SarftError
+from sarft_ray.secrets import install_log_redaction, redact_text
 
 
 class JobArgumentParser(argparse.ArgumentParser):
@@ -35,11 +36,12 @@ def run_job(parser: argparse.ArgumentParser, body: Callable[[argparse.Namespace]
     args = parser.parse_args(argv)
     debug = getattr(args, "debug", False)
     logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_log_redaction()  # no URL credentials or registered keys in any log line
     try:
         code = body(args)
     except SarftError as exc:
         if debug:
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact_text(str(exc))}", file=sys.stderr)
         return 2
     return code or 0
