@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = job_parser(__doc__.splitlines()[0])
     parser.add_argument("config", help="experiment YAML file")
     parser.add_argument("--role", required=True, help="role to fine-tune (a name from roles.names)")
-    parser.add_argument("--selection", choices=["rds", "flip", "random", "all", "none"], help="default: training.selection")
+    parser.add_argument("--selection", help="a registered selection strategy (default: training.selection)")
     parser.add_argument("--lambda", dest="lambda_kl", type=float, help="KL weight (default: training.lambda_kl)")
     parser.add_argument("--force", action="store_true", help="train again even if this run finished before")
     return run_job(parser, train, argv)

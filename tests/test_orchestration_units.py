@@ -353,7 +353,7 @@ def test_arms_take_training_overrides_and_default_compare_to_plain_sft(tmp_path)
         ({"arms": [TWO_ARMS[0], {**TWO_ARMS[1], "name": "sft"}]}, r"arms\[1\]\.name: arm name 'sft' is used twice"),
         ({"arms": [{"name": "my arm", "selection": "none"}]}, r"arms\[0\]\.name: string should match pattern"),
         ({"arms": [{"name": "base", "selection": "none"}]}, r"arms\[0\]\.name: 'base' is a row of the table"),
-        ({"arms": [{"name": "a", "selection": "best"}]}, r"arms\[0\]\.selection: input should be 'rds', 'flip'"),
+        ({"arms": [{"name": "a", "selection": "best"}]}, r"arms\[0\]\.selection: unknown selection 'best' \(registered: rds, flip"),
         ({"arms": [{"name": "a", "lambda_kl": 1.0}]}, r"arms\[0\]\.selection: required field is missing"),
         ({"arms": [TWO_ARMS[0], {"name": "a", "selection": "rds", "lamda": 1}]}, r"arms\[1\]\.lamda: unknown key"),
         ({"arms": [{"name": "a", "selection": "rds", "max_target_tokens": 64}]},

@@ -45,7 +45,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from sarft_ray.config_base import StrictModel
 from sarft_ray.evaluation.config import EvaluationConfig
-from sarft_ray.training.config import TrainingConfig
+from sarft_ray.training.config import SelectionName, TrainingConfig
 
 _KINDS = ("grid", "choice", "uniform", "loguniform")
 
@@ -165,7 +165,7 @@ class SweepConfig(StrictModel):
                     try:
                         TrainingConfig.model_validate({key: value})
                     except ValueError as exc:
-                        first = exc.errors()[0]["msg"] if hasattr(exc, "errors") else str(exc)
+                        first = exc.errors()[0]["msg"].removeprefix("Value error, ") if hasattr(exc, "errors") else str(exc)
                         raise ValueError(f"{key}: bad value {value!r}: {first}") from None
         return space
 
@@ -211,7 +211,7 @@ ArmConfig = create_model(
     __base__=_Arm,
     __doc__="One method ``run`` trains on every role: a name, a selection and optional training-field overrides.",
     name=(str, Field(min_length=1, max_length=40, pattern=ARM_NAME, description="row label and MLflow key")),
-    selection=(TrainingConfig.model_fields["selection"].annotation, Field(description="rows carrying the KL term")),
+    selection=(SelectionName, Field(description="rows carrying the KL term (a registered selection strategy)")),
     **{name: _optional(name) for name in TrainingConfig.model_fields if name != "selection"},
 )
 

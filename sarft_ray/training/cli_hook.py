@@ -6,18 +6,31 @@ Imports stay inside the command so that ``sarft-ray --help`` does not load torch
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 import typer
 
-Selection = Literal["rds", "flip", "random", "all", "none"]
+from sarft_ray.scoring.selection import registered_selections, unknown_selection
+
+
+def _selection(name: str) -> str:
+    # read at parse time, so a strategy registered after this module was imported is accepted too
+    if name not in registered_selections():
+        raise typer.BadParameter(unknown_selection(name))
+    return name
 
 
 def train(
     config: Annotated[Path, typer.Argument(help="experiment YAML file", show_default=False)],
     role: Annotated[str, typer.Option("--role", help="role to fine-tune (a name from roles.names)", show_default=False)],
     selection: Annotated[
-        Selection | None, typer.Option("--selection", help="rows that carry the KL term (default: training.selection)")
+        str | None,
+        typer.Option(
+            "--selection",
+            parser=_selection,
+            metavar="NAME",
+            help=f"rows that carry the KL term: {', '.join(registered_selections())} (default: training.selection)",
+        ),
     ] = None,
     lambda_kl: Annotated[float | None, typer.Option("--lambda", help="KL weight (default: training.lambda_kl)")] = None,
     no_ray: Annotated[bool, typer.Option("--no-ray", help="train in this process, without Ray (one worker)")] = False,

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from sarft_ray.config_base import ConfigPath, StrictModel
+
+
+def _registered_selection(name: str) -> str:
+    from sarft_ray.scoring.selection import check_selection_name
+
+    return check_selection_name(name)
+
+
+SelectionName = Annotated[str, AfterValidator(_registered_selection)]
+"""A name from the selection registry (:mod:`sarft_ray.scoring.selection`), checked when the config is read."""
 
 # The authors' release form of the loss; ``release_form: true`` selects all three at once.
 RELEASE_LOSS = {"kl_direction": "ref_to_policy", "kl_span": "all", "ce_norm": "sequence"}
@@ -16,8 +26,8 @@ class TrainingConfig(StrictModel):
     """How one role is fine-tuned. Defaults follow docs/method.md; batch sizes are per worker."""
 
     mode: Literal["lora", "full"] = "lora"
-    selection: Literal["rds", "flip", "random", "all", "none"] = Field(
-        default="rds", description="which rows carry the KL term; 'none' is plain SFT"
+    selection: SelectionName = Field(
+        default="rds", description="which rows carry the KL term: a registered selection strategy; 'none' is plain SFT"
     )
     lambda_kl: float = Field(default=0.5, ge=0.0, allow_inf_nan=False, description="weight of the KL term")
     kl_direction: Literal["ref_to_policy", "policy_to_ref"] = Field(
