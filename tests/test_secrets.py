@@ -14,6 +14,7 @@ captured stdout/stderr and the log records are then searched for the canary.
 from __future__ import annotations
 
 import logging
+import pickle
 import sqlite3
 import sys
 import uuid
@@ -199,6 +200,16 @@ def test_mlflow_and_the_resolved_config_hold_no_secret(tmp_path, model_dir, key_
     )
     assert leaks(Path(cfg.output_root)) == []
     assert CANARY not in ui_hint(cfg.tracking.mlflow_uri)
+
+
+def test_a_tracker_spec_is_safe_to_pickle(tmp_path, model_dir):
+    # A sweep pickles the spec into Tune's state under the sweep directory; the password stays in memory.
+    from sarft_ray.orchestration import tracking
+
+    cfg = load_config(write_config(tmp_path, model_dir, "http://127.0.0.1:1/v1"))
+    spec = tracking.TrackerSpec.from_config(cfg)
+    assert CANARY not in pickle.dumps(spec).decode("latin-1") and spec.uri.startswith("http://tracker:***@")
+    assert tracking._FULL_URIS[spec.uri] == MLFLOW_URI  # what Tracker hands to MlflowClient
 
 
 # ---------------------------------------------------------------------------- judge failures end the run

@@ -39,6 +39,9 @@ RUN_NAME_TAG = "mlflow.runName"
 _MAX_PARAM_VALUE = 6000  # MLflow's limit on a param value
 _MAX_PARAMS_PER_BATCH = 100
 _MAX_METRICS_PER_BATCH = 1000
+# Redacted tracking URI -> the URI with its credentials, in this process's memory only: a TrackerSpec
+# holds the redacted one, so the Tune state it is pickled into (under the sweep directory) holds no password.
+_FULL_URIS: dict[str, str] = {}
 
 
 # ---------------------------------------------------------------------------- pure helpers
@@ -98,7 +101,11 @@ def resolve_uri(configured: str | None, experiment_dir: str | Path) -> str:
 
 @dataclass(frozen=True)
 class TrackerSpec:
-    """What a ``Tracker`` needs, as plain strings (it pickles into Tune state)."""
+    """What a ``Tracker`` needs, as plain strings (it pickles into Tune state).
+
+    ``uri`` is shown and stored redacted; the credentials it had stay in this
+    process (``Tracker`` looks them up), so a spec is safe to print or pickle.
+    """
 
     uri: str
     experiment: str
@@ -107,7 +114,10 @@ class TrackerSpec:
     @classmethod
     def from_config(cls, cfg) -> TrackerSpec:
         register_config_secrets(cfg)
-        uri = resolve_uri(cfg.tracking.mlflow_uri, cfg.experiment_dir)
+        full = resolve_uri(cfg.tracking.mlflow_uri, cfg.experiment_dir)
+        uri = redact_url(full)
+        if uri != full:
+            _FULL_URIS[uri] = full
         artifacts = None
         if uri.startswith("sqlite:"):  # a server chooses (or proxies) its own artefact store
             artifacts = (Path(cfg.experiment_dir).resolve() / "mlartifacts").as_uri()
@@ -123,7 +133,7 @@ class Tracker:
         self.spec = spec
         if spec.uri.startswith("sqlite:"):
             Path(spec.uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        self.client = MlflowClient(tracking_uri=spec.uri)
+        self.client = MlflowClient(tracking_uri=_FULL_URIS.get(spec.uri, spec.uri))
         self.experiment_id = self._experiment()
 
     def _experiment(self) -> str:
