@@ -1,13 +1,37 @@
-"""Connecting to Ray: the cluster in RAY_ADDRESS / ``ray.address``, or a fresh local one."""
+"""Connecting to Ray (the cluster in RAY_ADDRESS / ``ray.address``, or a fresh local one), and waiting on it safely.
+
+- ``init_ray`` records whether this process started a local cluster or joined
+  one (``SARFT_RAY_CLUSTER``, passed on to every worker), so resource checks
+  know whether the cluster can grow (``capacity.py``).
+- ``bounded_batches`` iterates a Ray Data dataset with a stall bound: when no
+  batch arrives for ``SARFT_RAY_STALL_TIMEOUT_S`` seconds (default 1800) the
+  driver fails with a line that says what to change, instead of waiting forever.
+- ``ray_failure`` turns Ray's wrapped failures (``RayTaskError``,
+  ``ActorDiedError``) into a one-line ``SarftError`` naming the root cause.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import queue
+import re
+import threading
+import warnings
+from collections.abc import Iterable, Iterator
 
 from sarft_ray.config import RayConfig
+from sarft_ray.errors import SarftError
 
 log = logging.getLogger(__name__)
+
+CLUSTER_ENV = "SARFT_RAY_CLUSTER"  # "local": started by init_ray here; "joined": an existing cluster
+STALL_ENV = "SARFT_RAY_STALL_TIMEOUT_S"
+DEFAULT_STALL_S = 1800.0
+# Ray Data restarts a dead actor, and retries its calls, without end by default; an actor that cannot
+# start or dies (a model that does not load, OOM) then fails the run once instead.
+ACTOR_RESTARTS = {"max_restarts": 0}
 
 # Quiet noisy-but-harmless Ray loggers on small machines (see the project notes).
 _QUIET_LOGGERS = ("ray.train.v2._internal.execution.controller.placement_group_cleaner",)
@@ -31,8 +55,9 @@ def init_ray(cfg: RayConfig | None = None, env_vars: dict[str, str] | None = Non
     if ray.is_initialized():
         return ray
     os.environ.setdefault("RAY_TRAIN_ENABLE_PREEMPTION_WATCHER", "0")
-    runtime_env = {"env_vars": env_vars} if env_vars else None
     address = cfg.address or os.environ.get("RAY_ADDRESS")
+    os.environ[CLUSTER_ENV] = "joined" if address else "local"
+    runtime_env = {"env_vars": {**(env_vars or {}), CLUSTER_ENV: os.environ[CLUSTER_ENV]}}
     if address:
         log.info("joining Ray cluster at %s", address)
         ray.init(address=address, runtime_env=runtime_env, log_to_driver=True)
@@ -48,3 +73,155 @@ def init_ray(cfg: RayConfig | None = None, env_vars: dict[str, str] | None = Non
         )
     _quiet_workers()
     return ray
+
+
+@contextlib.contextmanager
+def remote_args_allowed():
+    """Around ``map_batches(..., **ACTOR_RESTARTS)``: Ray 2.60 warns that ``**ray_remote_args`` is deprecated
+    but has no named parameter for actor restarts yet, so the warning would only be noise."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*ray_remote_args.* is deprecated")
+        yield
+
+
+def joined_cluster() -> bool:
+    """Whether this process works on a cluster it joined (which may grow), not a local one started for it.
+
+    ``init_ray`` records which in the driver and its workers; a process where
+    something else started Ray counts as joined only when RAY_ADDRESS is set.
+    """
+    kind = os.environ.get(CLUSTER_ENV)
+    return kind == "joined" if kind else bool(os.environ.get("RAY_ADDRESS"))
+
+
+def stall_timeout_s() -> float:
+    """Seconds without a result after which a Ray Data run counts as stuck (``SARFT_RAY_STALL_TIMEOUT_S``)."""
+    raw = os.environ.get(STALL_ENV)
+    if not raw:
+        return DEFAULT_STALL_S
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SarftError(f"{STALL_ENV}: expected a number of seconds, got {raw!r}") from None
+    if value <= 0:
+        raise SarftError(f"{STALL_ENV}: must be > 0, got {raw!r}")
+    return value
+
+
+_DONE = object()
+
+
+class _Failed:
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
+def bounded_batches(batches: Iterable, stalled: str, timeout_s: float | None = None) -> Iterator:
+    """Yield what ``batches`` yields, failing with ``stalled`` (plus the wait) when nothing comes for ``timeout_s``.
+
+    The iteration runs in a daemon thread because a Ray Data iterator cannot be
+    interrupted: a driver that gives up exits and takes the thread with it.
+    """
+    timeout_s = stall_timeout_s() if timeout_s is None else timeout_s
+    items: queue.Queue = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                items.put(item, timeout=0.5)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def pump() -> None:
+        try:
+            for batch in batches:
+                if not put(batch):
+                    return
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
+            put(_Failed(exc))
+            return
+        put(_DONE)
+
+    thread = threading.Thread(target=pump, name="sarft-ray-batches", daemon=True)
+    thread.start()
+    try:
+        while True:
+            try:
+                item = items.get(timeout=timeout_s)
+            except queue.Empty:
+                raise SarftError(
+                    f"{stalled} (no result from Ray for {timeout_s:g} s; set {STALL_ENV} to wait longer)"
+                ) from None
+            if item is _DONE:
+                return
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+
+
+# An exception line of a traceback: ``ValueError: text`` or ``json.decoder.JSONDecodeError: text``.
+_EXCEPTION_LINE = re.compile(r"^([A-Za-z_][\w.]*): (\S.*)$", re.MULTILINE)
+
+
+def _root(exc: BaseException) -> tuple[str, bool]:
+    """(first line of the root cause, whether it is a SarftError); see ``root_cause``."""
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [exc]
+    found: list[tuple[str, str]] = []
+    while stack:
+        item = stack.pop()
+        if item is None or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, SarftError):
+            return str(item).strip().splitlines()[0], True
+        found += _EXCEPTION_LINE.findall(str(item))
+        stack += [getattr(item, "cause", None), item.__cause__, item.__context__]
+    for name, text in found:
+        if name.split(".")[-1] == "SarftError":
+            return text.strip(), True
+    for name, text in found:
+        if not name.startswith("ray."):
+            return f"{name.split('.')[-1]}: {text.strip()}", False
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else ""
+    return (f"{type(exc).__name__}: {first}" if first else type(exc).__name__), False
+
+
+def root_cause(exc: BaseException) -> str:
+    """The first line of what really went wrong behind a Ray failure.
+
+    A ``SarftError`` raised inside an actor or worker wins (its text already
+    names the input). Otherwise the first exception line of the remote
+    traceback that is not Ray's own wrapper (Ray keeps only the traceback text
+    of most remote errors, not the exception object); failing that, the first
+    line of the error itself.
+    """
+    return _root(exc)[0]
+
+
+def is_ray_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is Ray's report of remote work that failed (a task, an actor, a Ray Data UDF)."""
+    from ray.exceptions import RayError
+
+    return isinstance(exc, RayError) or type(exc).__module__.startswith("ray.")
+
+
+def user_error(exc: BaseException) -> SarftError | None:
+    """The ``SarftError`` raised inside Ray behind ``exc``, if that is what it was (Ray wraps it)."""
+    cause, is_user_error = _root(exc)
+    return SarftError(cause) if is_user_error else None
+
+
+def ray_failure(exc: BaseException, what: str) -> SarftError:
+    """``exc`` as one line: ``what`` (e.g. the model being loaded) and the root cause.
+
+    A ``SarftError`` from inside Ray is passed on as it is: it names its input.
+    """
+    cause, is_user_error = _root(exc)
+    return SarftError(cause if is_user_error else f"{what}: {cause}")

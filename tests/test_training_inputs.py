@@ -177,9 +177,9 @@ def test_placeable_workers_counts_per_node():
 
 def test_more_workers_than_the_cluster_holds_fails_fast(ray_local, tmp_path, shared_data):
     cfg = experiment(tmp_path, shared_data, workers=5, cpus_per_worker=0.5)
-    with pytest.raises(SarftError, match=r"training\.workers: 5 x \(0\.5 CPU\) cannot be placed; the cluster has 2 CPU"):
+    with pytest.raises(SarftError, match=r"ray\.num_cpus: 2 CPUs cannot hold training\.workers=5 x cpus_per_worker=0\.5 CPU \(2\.5 CPUs in all\)"):
         check_cluster_fits(cfg.training)
     with pytest.raises(SarftError, match="GPU"):
         check_cluster_fits(TrainingConfig(workers=1, gpus_per_worker=1))
-    with pytest.raises(SarftError, match="cannot be placed"):
+    with pytest.raises(SarftError, match="cannot hold"):
         train_role(cfg, "John Doe", training_set=rows_table())

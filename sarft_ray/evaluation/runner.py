@@ -27,13 +27,13 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sarft_ray.errors import SarftError
 from sarft_ray.evaluation import report
 from sarft_ray.evaluation.benchmarks import ITEM_SCHEMA, build_items, is_safety, jailbreaks_by_benchmark
 from sarft_ray.evaluation.generation import OUTPUT_FIELDS, adapter_fingerprint, settings_hash
 from sarft_ray.evaluation.jailbreaks import reply_readings
 from sarft_ray.evaluation.judges import JudgeItem, VerdictCache, build_judge, combine_readings, judge_cached, preflight
 from sarft_ray.evaluation.metrics import rouge_l_first, rouge_l_max
+from sarft_ray.preflight import check_adapter_dir
 from sarft_ray.secrets import register_config_secrets
 
 log = logging.getLogger(__name__)
@@ -104,8 +104,10 @@ def _generate_chunks(todo: list[dict], size: int, model_cfg, adapter, ev_cfg, ra
     chunks = [pa.Table.from_pylist(todo[i : i + size], schema=ITEM_SCHEMA) for i in range(0, len(todo), size)]
     if ev_cfg.backend == "ray":
         from sarft_ray.evaluation.ray_generation import generate_with_ray
+        from sarft_ray.preflight import check_model_loads
         from sarft_ray.ray_utils import init_ray
 
+        check_model_loads(model_cfg)  # a model that does not load fails here, not in every actor
         init_ray(ray_cfg)
         for chunk in chunks:
             yield generate_with_ray(chunk, model_cfg, adapter, ev_cfg)
@@ -195,10 +197,8 @@ def evaluate_model(
     ev = cfg.evaluation
     model_cfg = _resolve_model(cfg, model)
     adapter_path = None
-    if adapter is not None:
-        adapter_path = Path(adapter).expanduser().resolve()
-        if not adapter_path.is_dir():
-            raise SarftError(f"{adapter}: adapter directory does not exist")
+    if adapter is not None:  # checked before its contents are hashed: a wrong directory fails at once
+        adapter_path = check_adapter_dir(adapter)
     roles = list(roles or cfg.roles.names)
     model_hash = _model_hash(model_cfg, adapter_path, ev)
     directory = Path(cfg.experiment_dir) / "eval" / model_hash

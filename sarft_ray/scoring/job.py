@@ -79,8 +79,9 @@ def score_roles(cfg: ExperimentConfig, force: bool = False, progress: bool = Tru
     Joins the Ray cluster named by ``ray.address`` / RAY_ADDRESS, or starts a
     local one, unless Ray is already initialised in this process.
     """
+    from sarft_ray.capacity import check_stage, scoring_need
     from sarft_ray.data import load_role_prompts
-    from sarft_ray.models import resolve_model_dir
+    from sarft_ray.preflight import check_model_loads
     from sarft_ray.scoring.ray_pipeline import run_scoring
     from sarft_ray.scoring.staging import stage_corpus
 
@@ -97,6 +98,11 @@ def score_roles(cfg: ExperimentConfig, force: bool = False, progress: bool = Tru
         log.info("reusing scores in %s", final)
         return _result(final, reused=True, seconds=time.perf_counter() - started)
 
+    # Fail on a pool the cluster cannot hold, or a model that does not load, here and in one line:
+    # inside Ray either would end in a wait without end or in pages of actor tracebacks.
+    need = [scoring_need(cfg.scoring)]
+    check_stage(need, cfg.ray, cfg.source)  # a local cluster's size is known before it starts
+    check_model_loads(cfg.model)  # also fetches/converts an alias once, before any actor loads it
     writer = ScoresWriter(final)
     try:
         staged = stage_corpus(
@@ -108,11 +114,9 @@ def score_roles(cfg: ExperimentConfig, force: bool = False, progress: bool = Tru
             ", ".join(f"{role} {n}" for role, n in staged.heldout_removed.items()),
             len(heldout),
         )
-        # Fail on a bad model reference here, and fetch/convert an alias once, before any actor loads it.
-        resolve_model_dir(cfg.model.ref)
         from sarft_ray.ray_utils import init_ray
 
-        init_ray(cfg.ray)
+        init_ray(cfg.ray)  # run_scoring checks the pool against what the running cluster has
         tally = run_scoring(cfg.model, prompts, cfg.scoring, staged, writer, digest, progress=progress)
         for role, expected in staged.counts.items():
             if not tally[role].exactly_once(expected):

@@ -12,6 +12,10 @@
   role's rows separately, so a forward pass never mixes roles.
 - Every row must come back: the driver checks each role's count and row
   indices, and a failing row fails the job (``max_errored_blocks = 0``).
+- Nothing waits forever or retries without end: the pool must fit the cluster
+  next to a read task (``capacity.py``), an actor that fails to start or dies
+  is not restarted (``ACTOR_RESTARTS``), and the driver gives up when no batch
+  arrives for ``SARFT_RAY_STALL_TIMEOUT_S``. Failures reach the CLI as one line.
 
 On a multi-node cluster ``output_root`` must be on storage every node can read
 (the staged corpus is read by Ray tasks wherever they run).
@@ -20,14 +24,20 @@ On a multi-node cluster ``output_root`` must be on storage every node can read
 from __future__ import annotations
 
 import logging
-import re
 import sys
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from sarft_ray.data.prompts import RolePrompts
-from sarft_ray.errors import SarftError
+from sarft_ray.ray_utils import (  # noqa: F401 - user_error: re-exported
+    ACTOR_RESTARTS,
+    bounded_batches,
+    is_ray_error,
+    ray_failure,
+    remote_args_allowed,
+    user_error,
+)
 from sarft_ray.scoring.config import ScoringConfig
 from sarft_ray.scoring.staging import StagedCorpus
 from sarft_ray.scoring.store import ScoresWriter
@@ -87,32 +97,6 @@ class ScoreActor:
         return out
 
 
-_REMOTE_SARFT_ERROR = re.compile(r"SarftError: (.+)")
-
-
-def user_error(exc: BaseException) -> SarftError | None:
-    """The SarftError behind a failure inside a Ray Data actor, if that is what it was.
-
-    Ray Data reports a failing UDF as ``RayTaskError(UserCodeException)`` whose
-    text holds the remote traceback but not the original exception object, so
-    the error's last ``SarftError: ...`` line is recovered from that text.
-    """
-    seen = set()
-    stack = [exc]
-    while stack:
-        item = stack.pop()
-        if item is None or id(item) in seen:
-            continue
-        seen.add(id(item))
-        if isinstance(item, SarftError):
-            return SarftError(str(item).splitlines()[0])
-        found = _REMOTE_SARFT_ERROR.findall(str(item))
-        if found:
-            return SarftError(found[-1].strip())
-        stack += [getattr(item, "cause", None), item.__cause__, item.__context__]
-    return None
-
-
 def run_scoring(
     model,
     prompts: dict[str, RolePrompts],
@@ -126,26 +110,32 @@ def run_scoring(
     import ray
     from tqdm import tqdm
 
+    from sarft_ray.capacity import check_stage, scoring_need, stalled
     from sarft_ray.data.roles import role_slug
 
+    need = scoring_need(scoring)
+    check_stage([need])
     roles = list(staged.files)
     ds = ray.data.read_parquet([str(staged.files[r]) for r in roles], partitioning=None)
     ds.context.execution_options.preserve_order = True  # deterministic row order in the output files
     ds.context.max_errored_blocks = 0  # a batch that fails to score fails the job
     ds.context.enable_progress_bars = False  # the driver's bar below counts samples
-    ds = ds.map_batches(
-        ScoreActor,
-        fn_constructor_kwargs={"model": model, "prompts": prompts, "scoring": scoring, "scores_hash": scores_hash},
-        compute=ray.data.ActorPoolStrategy(size=scoring.num_actors),
-        num_cpus=scoring.actor_num_cpus,
-        num_gpus=scoring.num_gpus_per_actor,
-        batch_size=scoring.rows_per_call,
-        batch_format="pyarrow",
-    )
+    with remote_args_allowed():
+        ds = ds.map_batches(
+            ScoreActor,
+            fn_constructor_kwargs={"model": model, "prompts": prompts, "scoring": scoring, "scores_hash": scores_hash},
+            compute=ray.data.ActorPoolStrategy(size=scoring.num_actors),
+            num_cpus=scoring.actor_num_cpus,
+            num_gpus=scoring.num_gpus_per_actor,
+            batch_size=scoring.rows_per_call,
+            batch_format="pyarrow",
+            **ACTOR_RESTARTS,
+        )
     tally = {role: RoleAccumulator(role, role_slug(role)) for role in roles}
     bar = tqdm(total=staged.total, desc="RDS scoring", unit="sample", disable=not progress, file=sys.stderr)
     try:
-        for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+        batches = ds.iter_batches(batch_size=None, batch_format="pyarrow")
+        for batch in bounded_batches(batches, stalled(need, "RDS scoring")):
             for role, part in split_by_role(batch):
                 if role not in tally:
                     raise RuntimeError(f"scored a row of an unexpected role '{role}'")
@@ -153,11 +143,9 @@ def run_scoring(
                 tally[role].update(part)
             bar.update(batch.num_rows)
     except Exception as exc:
-        cause = user_error(exc)
-        if cause is not None:
-            raise cause from None
-        raise
+        if not is_ray_error(exc):
+            raise
+        raise ray_failure(exc, f"{model.ref}: RDS scoring failed") from exc
     finally:
         bar.close()
     return tally
-

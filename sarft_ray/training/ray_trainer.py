@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from sarft_ray.capacity import check_stage, placeable_workers, training_need  # noqa: F401 - placeable_workers: re-exported
 from sarft_ray.errors import SarftError
+from sarft_ray.ray_utils import root_cause
 from sarft_ray.training.checkpointing import FINAL, install_final
 from sarft_ray.training.config import TrainingConfig
 from sarft_ray.training.recipe import FAIL_ENV, TrainJob, train
@@ -27,8 +28,8 @@ log = logging.getLogger(__name__)
 _WORKER_ENV_PASSTHROUGH = (FAIL_ENV, "TORCH_EXTENSIONS_DIR", "SARFT_CACHE_DIR", "SARFT_DATA_DIR", "HF_HOME")
 
 
-class TrainingFailed(RuntimeError):
-    """The worker group failed more often than ``training.max_failures`` allows."""
+class TrainingFailed(SarftError, RuntimeError):
+    """The worker group failed more often than ``training.max_failures`` allows (one line: the root cause)."""
 
 
 class RayTrainCheckpoints:
@@ -71,11 +72,6 @@ class RayTrainCheckpoints:
         ray.train.get_all_reported_checkpoints()
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def _scalars(metrics: dict) -> dict:
     return {k: v for k, v in metrics.items() if isinstance(v, int | float)}
 
@@ -115,32 +111,17 @@ def step_callback(on_step: Callable[[dict], None]):
     return StepMetrics()
 
 
-def placeable_workers(nodes: list[dict], cpus: float, gpus: float) -> int:
-    """How many workers of (cpus, gpus) the alive nodes can hold at once."""
-    total = 0
-    for node in nodes:
-        if not node.get("Alive", True):
-            continue
-        resources = node.get("Resources", {})
-        fits = math.floor(resources.get("CPU", 0.0) / cpus + 1e-9)
-        if gpus > 0:
-            fits = min(fits, math.floor(resources.get("GPU", 0.0) / gpus + 1e-9))
-        total += max(fits, 0)
-    return total
+def check_cluster_fits(cfg: TrainingConfig, prefix: str = "training") -> None:
+    """Fail now, naming the fields, when a local cluster cannot place every worker (instead of waiting forever).
 
-
-def check_cluster_fits(cfg: TrainingConfig) -> None:
-    """Fail now, with the numbers, when the cluster cannot place every worker (instead of waiting forever)."""
+    A joined cluster may grow, so there the shortfall is only logged.
+    """
     import ray
 
-    fits = placeable_workers(ray.nodes(), cfg.cpus_per_worker, cfg.gpus_per_worker)
-    if fits < cfg.workers:
-        have = ray.cluster_resources()
-        need = f"{cfg.workers} x ({cfg.cpus_per_worker:g} CPU" + (f", {cfg.gpus_per_worker:g} GPU)" if cfg.gpus_per_worker else ")")
-        raise SarftError(
-            f"training.workers: {need} cannot be placed; the cluster has {have.get('CPU', 0):g} CPU and "
-            f"{have.get('GPU', 0):g} GPU (room for {fits} such workers); lower training.workers or cpus_per_worker/gpus_per_worker"
-        )
+    need = training_need(cfg, prefix)
+    check_stage([need])
+    if placeable_workers(ray.nodes(), cfg.cpus_per_worker, cfg.gpus_per_worker) < cfg.workers:
+        log.warning("%s: no set of nodes holds every worker whole now; training waits for nodes to be added", need.describe())
 
 
 def worker_env() -> dict[str, str]:
@@ -176,8 +157,13 @@ def fit(
     )
     from ray.train.torch import TorchConfig, TorchTrainer
 
+    from sarft_ray.models import ModelConfig
+    from sarft_ray.preflight import check_model_loads
+
     cfg = TrainingConfig.model_validate(job.training)
-    check_cluster_fits(cfg)
+    # What would otherwise fail in every worker, or never start, fails here in one line.
+    check_cluster_fits(cfg, "alignment.training" if job.meta.get("stage") == "alignment" else "training")
+    check_model_loads(ModelConfig.model_validate(job.model))
     use_gpu = cfg.gpus_per_worker > 0
     resources = {"CPU": cfg.cpus_per_worker}
     if use_gpu:
@@ -203,7 +189,7 @@ def fit(
         result = trainer.fit()
     except TrainingFailedError as exc:
         raise TrainingFailed(
-            f"{storage_path}: training failed after {cfg.max_failures} restart(s) ({_first_line(exc)}); "
+            f"{storage_path}: training failed after {cfg.max_failures} restart(s) ({root_cause(exc)}); "
             "running the same command again resumes from the last checkpoint"
         ) from exc
     if result.error is not None:
