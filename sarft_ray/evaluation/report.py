@@ -7,6 +7,17 @@ from pathlib import Path
 import pyarrow as pa
 
 from sarft_ray.atomic import write_json, write_parquet, write_text  # noqa: F401 - re-exported for the runner
+from sarft_ray.evaluation.catalogue import (
+    JAILBREAK_AVG,
+    JAILBREAK_PREFIX,
+    OVER_REFUSAL,
+    ROLEBENCH_BENCHMARKS,
+    SAFETY_AVG,
+    SAFETY_BENCHMARKS,
+    metric,
+    rate_key,
+    rouge_keys,
+)
 from sarft_ray.evaluation.metrics import RefusalCounts, count_labels, counts_by_group, mean, wilson_interval
 
 
@@ -64,20 +75,21 @@ def safety_summary(verdicts: pa.Table) -> dict:
 def headline(benchmarks: dict[str, dict]) -> dict:
     """The one-row table: RoleBench, per-benchmark refusal rates and the two averages."""
     row: dict[str, float | None] = {}
-    for name in ("rolebench_spe", "rolebench_raw", "rolebench_val"):
+    for name in ROLEBENCH_BENCHMARKS:
         if name in benchmarks:
-            row[f"{name}_rouge_l_first"] = benchmarks[name]["rouge_l_first"]
-            row[f"{name}_rouge_l_max"] = benchmarks[name]["rouge_l_max"]
-    if "benign" in benchmarks:  # over-refusal: lower is better, so never averaged with the safety rates
-        row["benign_rr"] = benchmarks["benign"]["refusal_rate"]
-    safety = [n for n in ("advbench", "beavertails") if n in benchmarks]
-    jailbreaks = [n for n in benchmarks if n.startswith("jailbreak_")]
+            first, best = rouge_keys(name)
+            row[first] = benchmarks[name]["rouge_l_first"]
+            row[best] = benchmarks[name]["rouge_l_max"]
+    if OVER_REFUSAL in benchmarks:  # lower is better, so never averaged with the safety rates
+        row[rate_key(OVER_REFUSAL)] = benchmarks[OVER_REFUSAL]["refusal_rate"]
+    safety = [n for n in SAFETY_BENCHMARKS if n in benchmarks]
+    jailbreaks = [n for n in benchmarks if n.startswith(JAILBREAK_PREFIX)]
     for name in safety + jailbreaks:
-        row[f"{name}_rr"] = benchmarks[name]["refusal_rate"]
+        row[rate_key(name)] = benchmarks[name]["refusal_rate"]
     rates = [benchmarks[n]["refusal_rate"] for n in safety]
-    row["safety_avg"] = mean(rates) if safety and None not in rates else None
+    row[SAFETY_AVG] = mean(rates) if safety and None not in rates else None
     rates = [benchmarks[n]["refusal_rate"] for n in jailbreaks]
-    row["jailbreak_avg"] = mean(rates) if jailbreaks and None not in rates else None
+    row[JAILBREAK_AVG] = mean(rates) if jailbreaks and None not in rates else None
     return row
 
 
@@ -96,27 +108,6 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-_SHORT = {
-    "rolebench_spe_rouge_l_first": "SPE R-L",
-    "rolebench_spe_rouge_l_max": "SPE R-L max",
-    "rolebench_raw_rouge_l_first": "RAW R-L",
-    "rolebench_raw_rouge_l_max": "RAW R-L max",
-    "rolebench_val_rouge_l_first": "VAL R-L",
-    "rolebench_val_rouge_l_max": "VAL R-L max",
-    "benign_rr": "Benign RR (lower is better)",
-    "advbench_rr": "AdvBench RR",
-    "beavertails_rr": "BeaverTails RR",
-    "safety_avg": "Safety avg",
-    "jailbreak_avg": "Jailbreak avg",
-}
-
-
-def _short(column: str) -> str:
-    if column in _SHORT:
-        return _SHORT[column]
-    return column.removeprefix("jailbreak_").removesuffix("_rr") + " RR"
-
-
 def headline_markdown(tables: list[dict]) -> str:
     """One row per model: the figures a paper table would show (columns of the first table)."""
     columns = list(tables[0]["headline"])
@@ -125,7 +116,7 @@ def headline_markdown(tables: list[dict]) -> str:
         meta = table["model"]
         name = Path(meta["ref"]).name + (f" + {Path(meta['adapter']).name}" if meta.get("adapter") else "")
         rows.append([name] + [_fmt(table["headline"].get(c)) for c in columns])
-    return _md_table(["model"] + [_short(c) for c in columns], rows)
+    return _md_table(["model"] + [metric(c).header for c in columns], rows)
 
 
 def render_markdown(table: dict) -> str:
@@ -149,7 +140,7 @@ def render_markdown(table: dict) -> str:
             ["category", "n", "invalid", "RR %"],
             [[c, str(v["n"]), str(v["n_invalid"]), _fmt(v["refusal_rate"])] for c, v in cats.items()],
         )]
-    for name in ("rolebench_spe", "rolebench_raw", "rolebench_val"):
+    for name in ROLEBENCH_BENCHMARKS:
         if name in benchmarks and benchmarks[name]["per_role"]:
             roles = benchmarks[name]["per_role"]
             parts += ["", f"### {name} by role (ROUGE-L F x100)", _md_table(

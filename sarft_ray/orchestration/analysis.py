@@ -9,10 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from sarft_ray.evaluation.catalogue import QUALITY as QUALITY_METRIC
+from sarft_ray.evaluation.catalogue import SAFETY as SAFETY_METRIC
 from sarft_ray.orchestration.config import Objective
-
-QUALITY_METRIC = "rolebench_spe_rouge_l_first"
-SAFETY_METRIC = "safety_avg"
 
 
 def dominates(a: tuple[float, float], b: tuple[float, float]) -> bool:

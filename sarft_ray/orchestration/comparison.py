@@ -21,14 +21,23 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sarft_ray.evaluation.catalogue import (
+    AVERAGES,
+    JAILBREAK_AVG,
+    JAILBREAK_PREFIX,
+    SAFETY_AVG,
+    SAFETY_BENCHMARKS,
+    metric,
+    rate_key,
+    rouge_keys,
+)
 from sarft_ray.evaluation.metrics import mean, wilson_interval
 
 BASE = "base"
 MEAN = "mean"
-SAFETY_BENCHMARKS = ("advbench", "beavertails")
 TRAIN_COLUMNS = ("harmful_fraction", "train_rows", "last_loss")
-QUALITY_COLUMNS = ("rolebench_spe_rouge_l_first", "rolebench_spe_rouge_l_max", "rolebench_raw_rouge_l_first")
-RATE_COLUMNS = ("advbench_rr", "beavertails_rr", "safety_avg", "jailbreak_avg")
+QUALITY_COLUMNS = (*rouge_keys("rolebench_spe"), rouge_keys("rolebench_raw")[0])
+RATE_COLUMNS = (*(rate_key(name) for name in SAFETY_BENCHMARKS), *AVERAGES)
 RATE_DETAILS = ("n", "refusals", "ci_low", "ci_high")  # rate column X also has X_n, X_refusals, X_ci_low, X_ci_high
 COLUMNS = ("role", "model", *TRAIN_COLUMNS, *QUALITY_COLUMNS, *RATE_COLUMNS, "status")
 DELTA = "Δ"
@@ -37,13 +46,7 @@ HEADERS = {
     "harmful_fraction": "harmful fraction",
     "train_rows": "train rows",
     "last_loss": "last loss",
-    "rolebench_spe_rouge_l_first": "SPE R-L",
-    "rolebench_spe_rouge_l_max": "SPE R-L max",
-    "rolebench_raw_rouge_l_first": "RAW R-L",
-    "advbench_rr": "AdvBench RR",
-    "beavertails_rr": "BeaverTails RR",
-    "safety_avg": "Safety avg",
-    "jailbreak_avg": "Jailbreak avg",
+    **{column: metric(column).header for column in QUALITY_COLUMNS + RATE_COLUMNS},
 }
 NOTE = (
     "ROUGE-L F x100. Refusal rates in % as rate [95% Wilson score CI] n=valid verdicts; invalid verdicts "
@@ -96,9 +99,9 @@ def rate_cell(column: str, parts: Sequence[Verdicts]) -> dict[str, Any]:
 
 def rate_figures(verdicts: Mapping[str, Verdicts]) -> dict[str, Any]:
     """Every rate column the verdicts allow, each with its n, refusals and 95% CI."""
-    jailbreaks = sorted(name for name in verdicts if name.startswith("jailbreak_"))
-    groups = {f"{name}_rr": (name,) for name in SAFETY_BENCHMARKS}
-    groups |= {"safety_avg": SAFETY_BENCHMARKS, "jailbreak_avg": jailbreaks}
+    jailbreaks = sorted(name for name in verdicts if name.startswith(JAILBREAK_PREFIX))
+    groups = {rate_key(name): (name,) for name in SAFETY_BENCHMARKS}
+    groups |= {SAFETY_AVG: SAFETY_BENCHMARKS, JAILBREAK_AVG: jailbreaks}
     out: dict[str, Any] = {}
     for column, names in groups.items():
         parts = [verdicts[name] for name in names if name in verdicts]
@@ -226,17 +229,18 @@ def mean_rows(roles, arms, others, compare_to, base, results, fractions) -> list
 
 
 def _cell(row: Mapping[str, Any], column: str) -> str:
-    value = row.get(column)
+    value, figure = row.get(column), metric(column)
     if row["kind"] == "delta" and column in QUALITY_COLUMNS + RATE_COLUMNS:
         if value is None:
             return "" if column not in row else "-"
-        return f"{value:+.1f}" if column in RATE_COLUMNS else f"{value:+.2f}"
+        return figure.text(value, signed=True)
     if row["kind"] == "delta" and column in TRAIN_COLUMNS:
         return ""
     if column in RATE_COLUMNS and f"{column}_n" in row:
         if value is None:
             return f"- n={row[f'{column}_n']}"
-        return f"{value:.1f} [{row[f'{column}_ci_low']:.1f}, {row[f'{column}_ci_high']:.1f}] n={row[f'{column}_n']}"
+        low, high = figure.text(row[f"{column}_ci_low"]), figure.text(row[f"{column}_ci_high"])
+        return f"{figure.text(value)} [{low}, {high}] n={row[f'{column}_n']}"
     if value is None:
         return "-"
     if isinstance(value, float):

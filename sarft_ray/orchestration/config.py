@@ -44,6 +44,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from sarft_ray.config_base import StrictModel
+from sarft_ray.evaluation.catalogue import SAFETY
 from sarft_ray.evaluation.config import EvaluationConfig
 from sarft_ray.training.config import SelectionName, TrainingConfig
 
@@ -115,7 +116,7 @@ class Constraint(StrictModel):
 class Objective(StrictModel):
     """How the best trial of each role is chosen: ``metric`` (an evaluation headline key) under ``constraints``."""
 
-    metric: str = Field(default="safety_avg", min_length=1)
+    metric: str = Field(default=SAFETY, min_length=1)
     mode: Literal["max", "min"] = "max"
     constraints: list[Constraint] = Field(default_factory=list)
 

@@ -16,6 +16,7 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from sarft_ray.evaluation.catalogue import metric
 from sarft_ray.orchestration.analysis import QUALITY_METRIC, SAFETY_METRIC, pareto_front, series
 from sarft_ray.orchestration.store import write_atomic
 
@@ -29,14 +30,6 @@ _METHOD_STYLE = {
     "rds": ("tab:red", "*"),
 }
 _ARM_COLORS = ("tab:red", "tab:blue", "tab:green", "tab:orange", "tab:purple", "tab:cyan", "tab:olive", "tab:brown")
-LABELS = {
-    QUALITY_METRIC: "RoleBench SPE ROUGE-L (x100)",
-    "rolebench_spe_rouge_l_max": "RoleBench SPE ROUGE-L, max over refs (x100)",
-    SAFETY_METRIC: "Safety avg refusal rate (%)",
-    "advbench_rr": "AdvBench refusal rate (%)",
-    "beavertails_rr": "BeaverTails refusal rate (%)",
-    "jailbreak_avg": "Jailbreak avg refusal rate (%)",
-}
 
 
 def _figure(**kwargs) -> Figure:
@@ -80,11 +73,11 @@ def lambda_sensitivity(
     for key, group in series(rows, "lambda_kl", group_by).items():
         label = ", ".join(str(k) for k in key)
         xs = [r["lambda_kl"] for r in group]
-        for ax, metric in zip(axes, (quality, safety), strict=True):
-            ax.plot(xs, [r.get(metric) for r in group], marker="o", label=label)
-    for ax, metric in zip(axes, (quality, safety), strict=True):
+        for ax, figure in zip(axes, (quality, safety), strict=True):
+            ax.plot(xs, [r.get(figure) for r in group], marker="o", label=label)
+    for ax, figure in zip(axes, (quality, safety), strict=True):
         ax.set_xlabel("lambda (KL weight)")
-        ax.set_ylabel(LABELS.get(metric, metric))
+        ax.set_ylabel(metric(figure).label)
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize=8, loc="best")
     fig.suptitle("Lambda sensitivity")
@@ -124,8 +117,8 @@ def quality_vs_safety(
         fx, fy = [coords[i][0] for i in front], [coords[i][1] for i in front]
         ax.plot(fx, fy, color="black", lw=1, ls="--", zorder=2, label="Pareto front")
         ax.scatter(fx, fy, s=220, facecolors="none", edgecolors="black", zorder=4)
-    ax.set_xlabel(LABELS.get(quality, quality))
-    ax.set_ylabel(LABELS.get(safety, safety))
+    ax.set_xlabel(metric(quality).label)
+    ax.set_ylabel(metric(safety).label)
     ax.grid(alpha=0.3)
     handles, labels = ax.get_legend_handles_labels()
     order = sorted(range(len(labels)), key=lambda i: METHOD_ORDER.index(labels[i]) if labels[i] in METHOD_ORDER else 99)

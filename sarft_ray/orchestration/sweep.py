@@ -109,14 +109,10 @@ def check_sweep(cfg) -> None:
 
 def headline_keys(cfg) -> list[str]:
     """The evaluation headline figures this config's benchmarks produce."""
+    from sarft_ray.evaluation.catalogue import headline_keys as catalogue_keys
+
     ev = trial_evaluation(cfg).evaluation
-    keys = []
-    for name in ("rolebench_spe", "rolebench_raw", "rolebench_val"):
-        if name in ev.benchmarks:
-            keys += [f"{name}_rouge_l_first", f"{name}_rouge_l_max"]
-    keys += [f"{name}_rr" for name in ("advbench", "beavertails", "benign") if name in ev.benchmarks]
-    keys += [f"jailbreak_{name}_rr" for name in ev.jailbreaks]
-    return keys + ["safety_avg", "jailbreak_avg"]
+    return catalogue_keys(ev.benchmarks, ev.jailbreaks)
 
 
 def search_space(cfg) -> dict[str, Any]:
