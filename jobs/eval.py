@@ -14,10 +14,13 @@ import sys
 from sarft_ray.config import load_config
 from sarft_ray.evaluation.runner import evaluate_model
 from sarft_ray.job_entry import job_parser, run_job
+from sarft_ray.validate import check_model_ref
 
 
 def evaluate(args) -> int:
     cfg = load_config(args.config)
+    if args.model is not None:
+        check_model_ref(args.model, "--model")  # a wrong --model fails now, not once Ray and the generators are up
     result = evaluate_model(cfg, model=args.model, adapter=args.adapter, roles=args.roles, force=args.force)
     print(result.markdown)
     print(f"stored in {result.directory}")

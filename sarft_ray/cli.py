@@ -75,8 +75,12 @@ def eval_(
     """Evaluate a model (and optional adapter): RoleBench ROUGE-L, refusal rates, jailbreaks."""
     from sarft_ray.config import load_config
     from sarft_ray.evaluation.runner import evaluate_model
+    from sarft_ray.validate import check_model_ref
 
-    result = evaluate_model(load_config(config), model=model, adapter=adapter, roles=role, force=force)
+    cfg = load_config(config)
+    if model is not None:
+        check_model_ref(model, "--model")  # a wrong --model fails now, not once Ray and the generators are up
+    result = evaluate_model(cfg, model=model, adapter=adapter, roles=role, force=force)
     typer.echo(result.markdown)
     typer.echo(f"stored in {result.directory}")
 
@@ -153,7 +157,7 @@ def main(argv: list[str] | None = None) -> None:
     click_errors = _click_error_types()
     try:
         # standalone_mode=False: exceptions reach this function, so SarftError and usage errors share one format
-        returned = app(args=argv, standalone_mode=False)
+        returned = app(args=argv, prog_name="sarft-ray", standalone_mode=False)
     except SarftError as exc:
         if _state["debug"]:
             raise

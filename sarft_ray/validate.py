@@ -4,30 +4,38 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sarft_ray.capacity import validate_lines as capacity_lines
 from sarft_ray.config import ExperimentConfig
 from sarft_ray.data import load_corpus, load_role_prompts
 from sarft_ray.errors import SarftError
-from sarft_ray.models.loading import ALIASES, _looks_like_path
+from sarft_ray.models.loading import ALIASES, _looks_like_path, alias_suggestion
 from sarft_ray.scoring.store import experiment_heldout
 
 
-def check_model_ref(ref: str) -> str:
-    """Describe a model reference, failing only when it is a path that cannot exist."""
+def check_model_ref(ref: str, field: str = "model.ref") -> str:
+    """Describe a model reference without loading it, failing when it is a path that cannot exist or a misspelled alias.
+
+    ``field`` names where the reference came from (``model.ref``, ``--model``).
+    """
     if ref in ALIASES:
         return f"alias {ref}"
     path = Path(ref).expanduser()
     if path.exists():
         if path.is_dir() and not (path / "config.json").exists():
-            raise SarftError(f"model.ref: {ref}: directory has no config.json")
+            raise SarftError(f"{field}: {ref}: directory has no config.json")
         return f"local {'GGUF file' if path.suffix == '.gguf' else 'checkpoint'} {path}"
     if _looks_like_path(ref):
-        raise SarftError(f"model.ref: {ref}: model path does not exist")
+        raise SarftError(f"{field}: {ref}: model path does not exist")
+    suggestion = alias_suggestion(ref)
+    if suggestion:
+        raise SarftError(f"{field}: {ref}: not a model alias or an existing path (did you mean '{suggestion}'?)")
     return f"hub id {ref} (not checked offline)"
 
 
 def check_inputs(cfg: ExperimentConfig) -> list[str]:
     """Read every input the config names; return one human-readable line per check."""
     lines = [f"model: {check_model_ref(cfg.model.ref)}"]
+    lines += capacity_lines(cfg)  # every stage's actors and workers fit the local cluster
     removed: dict[str, int] = {}
     corpus = load_corpus(cfg.roles.corpus, cfg.roles.names, heldout=experiment_heldout(cfg), removed=removed)
     counts = corpus.group_by(["role", "split"]).aggregate([("sample_id", "count")]).to_pylist()
