@@ -224,6 +224,9 @@ def test_summary_round_trip_and_chart(tmp_path):
     plot_harmful_fraction(stats, tmp_path / "chart.png")
     assert (tmp_path / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["chart.png", "summary.json"]  # no temp files left
+    with pytest.raises(ValueError):  # NaN is not JSON: refused before anything is written
+        write_summary(tmp_path / "nan.json", stats, {"scores_hash": float("nan")})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["chart.png", "summary.json"]
 
 
 def test_scores_directory_appears_only_on_commit_and_replaces_the_old_one(tmp_path):

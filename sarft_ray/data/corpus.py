@@ -8,8 +8,9 @@ within a role, stable across runs), ``input``, ``output``, ``references``
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -208,9 +209,31 @@ def load_corpus(
     present = {row["role"] for row in rows}
     for role in roles:
         if role not in present:
-            files = ", ".join(str(p.path) for p in cfg.paths)
-            known = corpus_roles(cfg)
-            if known and role_key(role) not in {role_key(k) for k in known}:
-                match_role(role, known, source_label)  # raises with a "did you mean" hint
-            raise SarftError(f"{source_label}: empty corpus for role '{role}' in {files}")
+            fail_without_rows(cfg, role, source_label)
     return pa.Table.from_pylist(rows, schema=CORPUS_SCHEMA)
+
+
+def fail_without_rows(
+    cfg: CorpusConfig,
+    role: str,
+    source_label: str,
+    splits: Sequence[str] | None = None,
+    other_splits: bool = False,
+    heldout_removed: int = 0,
+) -> NoReturn:
+    """The error for a role the corpus gave no rows: what ``load_corpus`` and scoring's staging both raise.
+
+    A role the files hold in ``other_splits`` than the wanted ``splits``, or
+    whose rows evaluation held out, gets which splits were searched; any other
+    role a "did you mean" hint when the files hold a similar name.
+    """
+    files = ", ".join(str(p.path) for p in cfg.paths)
+    if splits is not None and (other_splits or heldout_removed):
+        raise SarftError(
+            f"{source_label}: role '{role}' has no rows in split(s) {', '.join(splits)} (scoring.splits) in {files}"
+            + (f" once {heldout_removed} evaluation question(s) are held out" if heldout_removed else "")
+        )
+    known = corpus_roles(cfg)
+    if known and role_key(role) not in {role_key(k) for k in known}:
+        match_role(role, known, source_label)  # raises with a "did you mean" hint
+    raise SarftError(f"{source_label}: empty corpus for role '{role}' in {files}")

@@ -16,9 +16,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sarft_ray.data.config import CorpusConfig
-from sarft_ray.data.corpus import corpus_roles, corpus_rows
+from sarft_ray.data.corpus import corpus_rows, fail_without_rows
 from sarft_ray.data.heldout import HeldOutQuestions
-from sarft_ray.data.roles import match_role, role_key, role_slug
+from sarft_ray.data.roles import role_slug
 from sarft_ray.errors import SarftError
 from sarft_ray.scoring.schema import STAGED_SCHEMA
 
@@ -96,15 +96,5 @@ def stage_corpus(
             buffer.close()
     for role in roles:
         if counts[role] == 0:
-            files = ", ".join(str(p.path) for p in cfg.paths)
-            if seen_splits[role] or removed[role]:
-                raise SarftError(
-                    f"{source_label}: role '{role}' has no rows in split(s) {', '.join(splits)} "
-                    f"(scoring.splits) in {files}"
-                    + (f" once {removed[role]} evaluation question(s) are held out" if removed[role] else "")
-                )
-            known = corpus_roles(cfg)
-            if known and role_key(role) not in {role_key(k) for k in known}:
-                match_role(role, known, source_label)  # raises with a "did you mean" hint
-            raise SarftError(f"{source_label}: empty corpus for role '{role}' in {files}")
+            fail_without_rows(cfg, role, source_label, splits, bool(seen_splits[role]), removed[role])
     return StagedCorpus({role: buffers[role].path for role in roles}, counts, removed)

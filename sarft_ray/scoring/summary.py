@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from sarft_ray.atomic import write_atomic, write_text
 
 
 @dataclass(frozen=True)
@@ -87,21 +87,10 @@ class RoleAccumulator:
         )
 
 
-def _atomic_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_summary(path: Path, stats: dict[str, RoleStats], meta: dict) -> None:
     """``{"meta": ..., "roles": {role: stats}}`` as JSON."""
     body = {"meta": meta, "roles": {role: asdict(s) for role, s in stats.items()}}
-    _atomic_bytes(path, (json.dumps(body, indent=2, allow_nan=False) + "\n").encode())
+    write_text(path, json.dumps(body, indent=2, allow_nan=False) + "\n")  # NaN is refused: a JSON reader would choke
 
 
 def read_summary(path: Path) -> tuple[dict[str, RoleStats], dict]:
@@ -127,6 +116,4 @@ def plot_harmful_fraction(stats: dict[str, RoleStats], path: Path, title: str = 
     ax.set_xlabel("harmful samples (%): log p(y | unsafe prompt, x) > log p(y | role prompt, x)")
     ax.set_title(title)
     fig.tight_layout()
-    with tempfile.NamedTemporaryFile(prefix=path.name + ".", suffix=".png", dir=path.parent, delete=False) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    os.replace(tmp.name, path)
+    write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
