@@ -116,7 +116,7 @@ def _config_with_sweep(tmp_path, sweep: dict):
 def test_sweep_checks_roles_and_objective_metrics_against_the_config(tmp_path):
     from ray import tune
 
-    from sarft_ray.orchestration.sweep import check_sweep, headline_keys, search_space, sweep_name
+    from sarft_ray.orchestration.sweep_space import check_sweep, headline_keys, search_space, sweep_name
 
     cfg = _config_with_sweep(tmp_path, {"space": {"lambda_kl": [0.0, 1.0], "lr": {"loguniform": [1e-5, 1e-3]}}})
     check_sweep(cfg)
@@ -182,7 +182,7 @@ def test_role_headline_picks_the_role_from_an_evaluation_table():
 
 
 def test_sweep_trial_rows_and_method_points():
-    from sarft_ray.orchestration.sweep import method_points, objective_text
+    from sarft_ray.orchestration.sweep_report import method_points, objective_text
 
     rows = [
         {"role": r, "selection": sel, "lambda_kl": lam, "rolebench_spe_rouge_l_first": q, "safety_avg": s}
@@ -338,7 +338,7 @@ def test_arms_take_training_overrides_and_default_compare_to_plain_sft(tmp_path)
     (single,) = resolve_arms(_config_with_arms(tmp_path))
     assert single.name == "rds lambda=0.5" and single.metric_prefix == "tuned/" and single.run_key("r") == "r"
     # the arms are part of a run's key only: a sweep of the same config keeps its name
-    from sarft_ray.orchestration.sweep import sweep_key
+    from sarft_ray.orchestration.sweep_space import sweep_key
 
     sweep = {"space": {"lambda_kl": [0.0, 1.0]}}
     with_arms = _config_with_arms(tmp_path, sweep=sweep, arms=TWO_ARMS)

@@ -1,0 +1,89 @@
+"""What a sweep writes under ``<sweep>/report``: the trials table, the best trial per role, plots, index.html."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from sarft_ray.orchestration import analysis, plots, report
+from sarft_ray.orchestration.store import write_json, write_text
+from sarft_ray.orchestration.sweep_space import headline_keys, sweep_section
+from sarft_ray.orchestration.sweep_trial import SETTINGS
+
+
+def _setting_text(key: str, value: Any) -> str:
+    return f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"
+
+
+def objective_text(objective) -> str:
+    """``max safety_avg; rolebench_spe_rouge_l_first >= 10``."""
+    parts = [f"{objective.mode} {objective.metric}"]
+    for c in objective.constraints:
+        bounds = [f">= {c.min:g}" if c.min is not None else "", f"<= {c.max:g}" if c.max is not None else ""]
+        parts.append(f"{c.metric} " + " and ".join(b for b in bounds if b))
+    return "; ".join(parts)
+
+
+def best_rows(best: dict, varied: list[str], metric: str) -> list[dict[str, Any]]:
+    """One row per role: how many trials were eligible and the chosen one's settings and figure."""
+    rows = []
+    for role, entry in sorted(best.items()):
+        chosen = entry["best"] or {}
+        row = {"role": role, "trials": entry["trials"], "eligible": entry["eligible"]}
+        row["best trial"] = chosen.get("trial_id")
+        row |= {k: chosen.get(k) for k in varied if k != "role"}
+        rows.append(row | {metric: chosen.get(metric), "note": entry["reason"] or ""})
+    return rows
+
+
+def write_sweep_outputs(cfg, name, rows, best, base_table, varied, report_dir: Path) -> Path:
+    """trials.json/.md, best.json, plots and index.html under ``report_dir``; returns trials.json's path."""
+    objective = sweep_section(cfg).objective
+    report_dir.mkdir(parents=True, exist_ok=True)
+    fixed = [k for k in SETTINGS if k not in varied]
+    columns = ["trial_id", *varied, *fixed, *headline_keys(cfg), "train_last_loss", "status"]
+    table_path = report_dir / "trials.json"
+    write_json(table_path, {"sweep": name, "columns": columns, "rows": rows})
+    write_text(report_dir / "trials.md", report.markdown_table(columns, rows))
+    chosen = best_rows(best, varied, objective.metric)
+    write_json(report_dir / "best.json", {"objective": objective.model_dump(mode="json"), "best": chosen})
+
+    settings = [k for k in varied if k != "role"]
+    best_columns = ["role", "trials", "eligible", "best trial", *settings, objective.metric, "note"]
+    blocks: list[report.Block] = [
+        report.Table("Best trial per role", best_columns, chosen, note=f"objective: {objective_text(objective)}")
+    ]
+    ok = [r for r in rows if r["status"] == "ok"]
+    if len({r["lambda_kl"] for r in ok}) > 1:
+        group = ["role"] + [k for k in varied if k not in ("role", "lambda_kl")]
+        chart = plots.lambda_sensitivity(ok, report_dir / "lambda_sensitivity.png", group)
+        blocks.append(report.Figure("Lambda sensitivity", chart))
+    points = method_points(ok, varied, base_table)
+    if points:
+        chart = plots.quality_vs_safety(points, report_dir / "quality_vs_safety.png", title=f"{name}: mean over roles")
+        blocks.append(report.Figure("Role quality vs safety (mean over roles)", chart))
+    blocks.append(report.Table("Trials", columns, rows, note="ROUGE-L F x100; refusal rates in %"))
+    written = time.strftime("%Y-%m-%d %H:%M:%S")
+    subtitle = f"experiment {cfg.experiment}; model {cfg.model.ref}; written {written}"
+    report.write_report(report_dir / "index.html", f"SaRFT sweep: {name}", blocks, subtitle)
+    return table_path
+
+
+def method_points(rows: list[dict], varied: list[str], base_table: dict | None) -> list[dict[str, Any]]:
+    """One point per setting (all varied keys but role): the mean over the roles it ran on; plus the base model."""
+    keys = [k for k in varied if k != "role"]
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row.get(k) for k in keys), []).append(row)
+    points = []
+    for setting, members in groups.items():
+        label = ", ".join(_setting_text(k, v) for k, v in zip(keys, setting, strict=True) if k != "selection")
+        point = {"method": str(members[0]["selection"]), "label": label}
+        for metric in (analysis.QUALITY_METRIC, analysis.SAFETY_METRIC):
+            values = [m[metric] for m in members if m.get(metric) is not None]
+            point[metric] = sum(values) / len(values) if values else None
+        points.append(point)
+    if base_table is not None:
+        points.append({"method": "base", "label": "base", **base_table["headline"]})
+    return points
