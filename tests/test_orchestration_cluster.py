@@ -1,5 +1,6 @@
 """Against a real `ray start --head` cluster with token authentication (started and stopped by this module):
-`ray job submit` of jobs/run.py, and a sweep whose driver is killed and then resumed."""
+`ray job submit` of jobs/run.py, a sweep whose driver is killed and then resumed, and a scoring pool the
+joined cluster cannot hold (a warning, then a stall that ends in one line instead of a wait without end)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import yaml
 
 from sarft_ray.paths import data_dir
 from test_orchestration_run import ROLES, load, mlflow_runs, tiny_experiment
+from test_scoring_store import write_experiment
 
 pytestmark = pytest.mark.slow
 
@@ -200,3 +202,19 @@ def test_sweep_2x2_resumes_after_its_driver_is_killed(ray_head, tiny_model_dir, 
         assert {"safety_avg", "rolebench_spe_rouge_l_first", "train/last_loss"} <= set(run.data.metrics)
         assert [m.step for m in client.get_metric_history(run.info.run_id, "train/loss")] == [1, 2]
         assert run.data.params["training.lambda_kl"] == run.data.params["trial.lambda_kl"]
+
+
+def test_a_pool_the_joined_cluster_cannot_hold_warns_then_stops_when_it_stalls(ray_head, tiny_model_dir, tmp_path):
+    # two 1-CPU actors take the head's 2 CPUs, so Ray Data's read task never runs; a joined cluster might grow,
+    # so the driver warns, starts, and gives up after the stall bound instead of waiting forever
+    config = write_experiment(tmp_path, model_ref=str(tiny_model_dir), scoring={"num_actors": 2, "actor_num_cpus": 1})
+    env = ray_head.env | {"SARFT_RAY_STALL_TIMEOUT_S": "20"}
+    proc = subprocess.run([str(BIN / "sarft-ray"), "score", str(config)], env=env, capture_output=True, text=True, timeout=600)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2, proc.stderr[-5000:]
+    assert any("the Ray cluster (2 CPUs, 0 GPU) cannot hold scoring.num_actors=2 x actor_num_cpus=1 CPU plus 1 CPU "
+               "for Ray Data's read tasks (3 CPUs in all): add nodes or lower scoring.num_actors" in line for line in lines)
+    (error,) = [line for line in lines if line.startswith("error: ")]  # Ray's own log lines may come after it
+    assert error.startswith("error: RDS scoring stalled: it needs scoring.num_actors=2"), proc.stderr[-5000:]
+    assert "lower scoring.num_actors" in error and "no result from Ray for 20 s" in error
+    assert not list((tmp_path / "runs" / "unit" / "scores").glob("[!.]*"))  # nothing stored
