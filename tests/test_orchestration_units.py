@@ -145,7 +145,7 @@ def test_sweep_checks_roles_and_objective_metrics_against_the_config(tmp_path):
 
 
 def test_training_slots_leave_room_for_one_evaluation(tmp_path):
-    from sarft_ray.orchestration.pipeline import training_slots
+    from sarft_ray.orchestration.run_workers import training_slots
 
     def cfg(backend="ray", **training):
         base = _config_with_sweep(tmp_path, {"space": {"lambda_kl": [0.0]}})

@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sarft_ray.evaluation.catalogue import QUALITY as QUALITY_METRIC
-from sarft_ray.evaluation.catalogue import SAFETY as SAFETY_METRIC
+from sarft_ray.evaluation.catalogue import QUALITY, SAFETY
 from sarft_ray.orchestration.config import Objective
+
+QUALITY_METRIC, SAFETY_METRIC = QUALITY, SAFETY  # the axes of the Pareto front and the plots
 
 
 def dominates(a: tuple[float, float], b: tuple[float, float]) -> bool:

@@ -52,3 +52,11 @@ def compare_to(cfg) -> str | None:
     if cfg.compare_to is not None:
         return cfg.compare_to
     return next((a.name for a in resolve_arms(cfg) if a.training.selection == "none"), None)
+
+
+def job_name(job, arms: list[Arm]) -> str:
+    """``base`` (a job that is not a (role, arm) pair), the role (one unlisted arm) or ``role / arm``."""
+    if not isinstance(job, tuple):
+        return job
+    role, arm = job
+    return role if len(arms) == 1 and not arms[0].listed else f"{role} / {arm}"

@@ -16,32 +16,37 @@ section is the single arm. Re-running finds finished work in each stage's
 store and skips it; an interrupted training run resumes from its latest Ray
 Train checkpoint. The threads are daemons: stopping the driver stops its Ray
 work too, and the next run resumes it.
+
+The pieces: ``run_workers`` (the threads), ``run_tracking`` (MLflow),
+``comparison`` (the table) and ``run_report`` (the report directory); this
+module drives them.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sarft_ray.errors import SarftError
 from sarft_ray.orchestration import comparison, report, stages
-from sarft_ray.orchestration.arms import Arm, compare_to, resolve_arms
+from sarft_ray.orchestration.arms import Arm, compare_to, job_name, resolve_arms
 from sarft_ray.orchestration.comparison import BASE, Result
 from sarft_ray.orchestration.run_report import write_outputs
-from sarft_ray.orchestration.tracking import (
-    Tracker,
-    TrackerSpec,
-    flatten_params,
-    log_evaluation,
-    log_training,
-    ui_hint,
+from sarft_ray.orchestration.run_tracking import (
+    log_arm,
+    log_base,
+    log_failure,
+    log_report,
+    log_scores,
+    open_children,
 )
+from sarft_ray.orchestration.run_workers import start_jobs
+from sarft_ray.orchestration.tracking import Tracker, TrackerSpec, flatten_params, ui_hint
 
 log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class RoleOutcome:
@@ -86,50 +91,6 @@ class RunResult:
         return out
 
 
-def training_slots(cfg, runs: int, nodes: list[dict] | None = None) -> int:
-    """How many training runs (roles, or role and arm pairs) can run at once, at least 1.
-
-    Whole worker groups that fit the cluster once one evaluation (its Ray Data
-    actors) has its share, so evaluations never wait behind every training
-    and trainings never wait for placement.
-    """
-    from sarft_ray.training.ray_trainer import placeable_workers
-
-    if nodes is None:
-        import ray
-
-        nodes = ray.nodes()
-    nodes = [{**n, "Resources": dict(n.get("Resources", {}))} for n in nodes if n.get("Alive", True)]
-    ev = cfg.evaluation
-    if ev.backend == "ray" and nodes:
-        largest = max(nodes, key=lambda n: n.get("Resources", {}).get("CPU", 0.0))["Resources"]
-        largest["CPU"] = largest.get("CPU", 0.0) - ev.num_actors * ev.actor_num_cpus
-        largest["GPU"] = largest.get("GPU", 0.0) - ev.num_actors * ev.actor_num_gpus
-    fits = placeable_workers(nodes, cfg.training.cpus_per_worker, cfg.training.gpus_per_worker)
-    return max(1, min(runs, fits // cfg.training.workers))
-
-
-def _arm_worker(cfg, role: str, arm: Arm, force: bool, train_gate, eval_gate, results: queue.Queue) -> None:
-    job = (role, arm.name)
-    try:
-        arm_cfg = arm.config(cfg)
-        with train_gate:
-            summary = stages.train(arm_cfg, role, force=force)
-        with eval_gate:
-            evaluated = stages.evaluate(arm_cfg, role, summary, force=force)
-        results.put((job, (summary, evaluated), None))
-    except BaseException as exc:  # reported to the driver thread, which decides
-        results.put((job, None, exc))
-
-
-def _base_worker(cfg, force: bool, eval_gate, results: queue.Queue) -> None:
-    try:
-        with eval_gate:
-            results.put((BASE, stages.evaluate(cfg, None, force=force), None))
-    except BaseException as exc:
-        results.put((BASE, None, exc))
-
-
 @dataclass
 class Finished:
     """What the training and evaluation threads produced, keyed by job: ``base`` or (role, arm)."""
@@ -139,14 +100,6 @@ class Finished:
     base_table: dict | None = None
     errors: dict[Any, str] = field(default_factory=dict)  # job -> error text
     exceptions: list[BaseException] = field(default_factory=list)
-
-
-def job_name(job, arms: list[Arm]) -> str:
-    """``base``, the role (one unlisted arm) or ``role / arm``."""
-    if job == BASE:
-        return BASE
-    role, arm = job
-    return role if len(arms) == 1 and not arms[0].listed else f"{role} / {arm}"
 
 
 def run_pipeline(cfg, force: bool = False) -> RunResult:
@@ -209,56 +162,9 @@ def run_pipeline(cfg, force: bool = False) -> RunResult:
     return result
 
 
-def log_scores(tracker: Tracker, parent: str, scores) -> None:
-    from sarft_ray.data.roles import role_slug
-
-    fractions = {f"harmful_fraction.{role_slug(role)}": s.harmful_fraction for role, s in scores.roles.items()}
-    removed = {f"heldout_removed.{role_slug(role)}": n for role, n in scores.heldout_removed.items()}
-    tracker.log_summary(parent, {**fractions, **removed, "heldout_removed_total": sum(scores.heldout_removed.values())})
-    tracker.log_artifact(parent, scores.summary_path, "scores")
-    tracker.log_artifact(parent, scores.chart_path, "scores")
-
-
-def open_children(tracker: Tracker, cfg, arms: list[Arm], key: str, parent: str) -> dict[Any, str]:
-    """One nested run per (role, arm) and one for the base model, RUNNING before work starts (the UI shows them)."""
-    from sarft_ray.data.roles import role_slug
-
-    children: dict[Any, str] = {}
-    for role in cfg.roles.names:
-        for arm in arms:
-            job = (role, arm.name)
-            tags = {"sarft.role": role, "sarft.arm": arm.name, "sarft.method": arm.training.selection}
-            run_key = arm.run_key(f"run/{key}/role/{role_slug(role)}")
-            children[job] = tracker.open_run(run_key, job_name(job, arms), "role", parent_id=parent, tags=tags)
-            params = flatten_params(arm.config(cfg).resolved()) | {"role": role, "arm": arm.name}
-            tracker.log_params(children[job], params | flatten_params(arm.overrides, "arm"))
-    children[BASE] = tracker.open_run(
-        f"run/{key}/base", "base model", "base", parent_id=parent,
-        tags={"sarft.role": "(all)", "sarft.arm": BASE, "sarft.method": BASE},
-    )
-    untrained = {k: v for k, v in cfg.resolved().items() if k not in ("training", "arms")}
-    tracker.log_params(children[BASE], flatten_params(untrained))
-    return children
-
-
-def _rate_details(figures: dict[str, Any]) -> dict[str, Any]:
-    """Each rate's n, refusals and CI bounds (the rates themselves come with the evaluation headline)."""
-    return {k: v for k, v in figures.items() if k not in comparison.RATE_COLUMNS}
-
-
 def train_and_evaluate(cfg, arms: list[Arm], force: bool, tracker: Tracker, children, fractions) -> Finished:
     """Start the (role, arm) and base threads; log each to MLflow as it finishes (this thread is the only writer)."""
-    jobs = [(role, arm) for role in cfg.roles.names for arm in arms]
-    slots = min(training_slots(arm.config(cfg), len(jobs)) for arm in arms)
-    log.info("training up to %d run(s) at once", slots)
-    # one evaluation at a time: each already spreads over evaluation.num_actors actors
-    train_gate, eval_gate = threading.BoundedSemaphore(slots), threading.BoundedSemaphore(1)
-    queued: queue.Queue = queue.Queue()
-    threading.Thread(target=_base_worker, args=(cfg, force, eval_gate, queued), daemon=True).start()
-    for role, arm in jobs:
-        args = (cfg, role, arm, force, train_gate, eval_gate, queued)
-        threading.Thread(target=_arm_worker, args=args, daemon=True).start()
-
+    jobs, queued = start_jobs(cfg, arms, force)
     finished = Finished()
     for _ in range(len(jobs) + 1):
         job, value, error = queued.get()
@@ -267,36 +173,21 @@ def train_and_evaluate(cfg, arms: list[Arm], force: bool, tracker: Tracker, chil
             log.error("%s failed: %s", job_name(job, arms), error)
             finished.errors[job] = f"{type(error).__name__}: {error}"
             finished.exceptions.append(error)
-            tracker.set_tags(run_id, {"sarft.error": finished.errors[job][:5000]})
-            tracker.finish(run_id, "FAILED")
+            log_failure(tracker, run_id, finished.errors[job])
         elif job == BASE:
             finished.base_table = value.table
-            log_evaluation(tracker, run_id, value.directory, value.table["headline"])
-            tracker.log_summary(run_id, _rate_details(comparison.rate_figures(stages.role_verdicts(value.table, None))))
-            tracker.finish(run_id)
+            log_base(tracker, run_id, value)
         else:
             role, arm = job
             summary, evaluated = value
             headline = stages.role_headline(evaluated.table, role)
             verdicts = stages.role_verdicts(evaluated.table, role)
-            log_training(tracker, run_id, summary, stages.TRAIN_STEP_KEYS)
-            log_evaluation(tracker, run_id, evaluated.directory, headline)
-            tracker.log_summary(run_id, _rate_details(comparison.rate_figures(verdicts)))
-            tracker.log_summary(run_id, {"harmful_fraction": fractions.get(role)}, prefix="rds/")
-            tracker.finish(run_id)
+            log_arm(tracker, run_id, summary, evaluated, headline, verdicts, fractions.get(role))
             brief = stages.train_brief(summary)
             finished.outcomes[job] = RoleOutcome(role, brief, evaluated.directory, headline, run_id, arm)
             finished.results[job] = Result(headline, verdicts, brief)
             log.info("%s done", job_name(job, arms))
     return finished
-
-
-def log_report(tracker: Tracker, parent: str, report_dir: Path, rows: list[dict[str, Any]], arms: list[Arm]) -> None:
-    """The report files as artefacts; the mean rows as ``base/``, ``arm/<name>/`` (or ``tuned/``), ``delta/<name>/``."""
-    for path in sorted(report_dir.iterdir()):
-        if path.is_file() and not path.name.startswith("."):
-            tracker.log_artifact(parent, path, "report")
-    tracker.log_summary(parent, comparison.comparison_metrics(rows, {a.name: a.metric_prefix for a in arms}))
 
 
 def table_rows(cfg, arms: list[Arm], reference: str | None, finished: Finished, fractions) -> list[dict[str, Any]]:
