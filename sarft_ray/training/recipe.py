@@ -4,7 +4,7 @@ It runs as a plain single process (``train(job)``, for debugging and GPU
 checks) and, unchanged, as the per-worker function of a Ray ``TorchTrainer``
 (``ray_trainer.py`` passes a checkpoint store backed by ``ray.train``).
 
-Per worker:
+Per worker (the setup steps live in ``worker.py``):
 1. join (or create) the torch process group: gloo on CPU, nccl on GPU;
 2. load the starting model; wrap it with LoRA or train every weight;
 3. build the reference (adapter off, or a frozen copy) when the KL term can fire;
@@ -21,9 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
-import os
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -43,10 +40,15 @@ from sarft_ray.training.data import StepPlan, collate, encode_rows
 from sarft_ray.training.loss import LossOptions, rbo_forward
 from sarft_ray.training.reference import build_reference, policy_logits
 from sarft_ray.training.rng import seed_step
+from sarft_ray.training.worker import (  # noqa: F401 - FAIL_ENV: ray_trainer reads it from here
+    FAIL_ENV,
+    lr_lambda,
+    maybe_fail,
+    prepare_trainable,
+    setup_distributed,
+)
 
 log = logging.getLogger(__name__)
-
-FAIL_ENV = "SARFT_FAIL_AT_STEP"
 
 
 @dataclass
@@ -67,106 +69,6 @@ class TrainJob:
     @classmethod
     def from_dict(cls, data: dict) -> TrainJob:
         return cls(**data)
-
-
-# ---------------------------------------------------------------------------- setup
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def setup_distributed() -> tuple[int, int, torch.device]:
-    """Join the process group Ray Train made, or make a one-process group; return (rank, world, device)."""
-    use_cuda = torch.cuda.is_available()
-    if not use_cuda:
-        # DeepSpeed picks its accelerator at import time
-        os.environ.setdefault("DS_ACCELERATOR", "cpu")
-    import deepspeed
-
-    backend = "nccl" if use_cuda else "gloo"
-    if not dist.is_initialized():
-        if "RANK" in os.environ and "MASTER_ADDR" in os.environ:  # launched by torchrun or similar
-            dist.init_process_group(backend)
-        else:  # a lone process: a private one-member group, leaving the environment untouched
-            port = _free_port()
-            os.environ.setdefault("LOCAL_RANK", "0")  # DeepSpeed's engine reads it
-            dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
-    deepspeed.init_distributed(dist_backend=backend)
-    rank, world = dist.get_rank(), dist.get_world_size()
-    if use_cuda:
-        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        torch.cuda.set_device(local_rank)
-        device = torch.device("cuda", local_rank)
-    else:
-        device = torch.device("cpu")
-    return rank, world, device
-
-
-def prepare_trainable(model: torch.nn.Module, cfg: TrainingConfig) -> torch.nn.Module:
-    """LoRA: wrap with an adapter (only it trains). Full: every weight trains."""
-    model.config.use_cache = False
-    if cfg.mode == "lora":
-        from peft import LoraConfig, get_peft_model
-
-        lora = LoraConfig(
-            r=cfg.lora_r,
-            lora_alpha=cfg.lora_alpha,
-            lora_dropout=cfg.lora_dropout,
-            target_modules=list(cfg.lora_target_modules),
-            task_type="CAUSAL_LM",
-        )
-        model = get_peft_model(model, lora)
-    else:
-        model.requires_grad_(True)
-    return model.train()
-
-
-def lr_lambda(cfg: TrainingConfig, total_steps: int) -> Callable[[int], float]:
-    """Multiplier of ``cfg.lr`` after ``step`` optimizer steps: linear warmup, then the schedule."""
-
-    def factor(step: int) -> float:
-        if step < cfg.warmup_steps:
-            return (step + 1) / (cfg.warmup_steps + 1)
-        if cfg.lr_schedule == "constant":
-            return 1.0
-        progress = (step - cfg.warmup_steps) / max(1, total_steps - cfg.warmup_steps)
-        progress = min(progress, 1.0)
-        if cfg.lr_schedule == "linear":
-            return 1.0 - progress
-        return 0.5 * (1.0 + math.cos(math.pi * progress))
-
-    return factor
-
-
-def fail_at_step(cfg: TrainingConfig) -> int | None:
-    """Fault injection: the config field, else the environment variable."""
-    if cfg.fail_at_step is not None:
-        return cfg.fail_at_step
-    value = os.environ.get(FAIL_ENV)
-    return int(value) if value else None
-
-
-def _maybe_fail(step: int, cfg: TrainingConfig, rank: int, world: int, run_dir: str, store: CheckpointStore) -> None:
-    """Kill this worker process once, at the configured step, to exercise recovery.
-
-    The last worker exits after the step's update and before its checkpoint.
-    It first waits until the earlier checkpoints are registered, so the run
-    restarts from a known step (Ray registers reports asynchronously).
-    """
-    target = fail_at_step(cfg)
-    if target is None or step != target or rank != world - 1:
-        return
-    marker = Path(run_dir) / f"fault_injected_at_step_{target}"
-    if marker.exists():
-        return
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text(f"worker rank {rank} exited on purpose after step {step}\n")
-    store.flush()
-    log.warning("fault injection: rank %d exits after step %d", rank, step)
-    os._exit(17)
 
 
 # ---------------------------------------------------------------------------- the loop
@@ -281,7 +183,7 @@ def train(
             log.info("step %(step)d loss %(loss).4f ce %(ce).4f kl %(kl).4f harmful %(harmful_rows)d", metrics)
             if on_step is not None:
                 on_step(metrics)
-        _maybe_fail(step + 1, cfg, rank, world, job.run_dir, store)
+        maybe_fail(step + 1, cfg, rank, world, job.run_dir, store)
 
         done = step + 1 == plan.total_steps
         if cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 and not done:
