@@ -68,3 +68,14 @@ def test_random_selection_draws_keep_their_rows():
     larger = np.array([int(c) for c in "0111100100010100010011001100000010010010"], dtype=bool)
     drawn = np.flatnonzero(selection_mask(larger, "random", seed=5, role="Dr. Hannibal Lecter")).tolist()
     assert drawn == [2, 3, 7, 13, 16, 18, 19, 25, 26, 27, 30, 33, 34, 35, 36]
+
+
+def test_evaluation_model_hash_is_the_json_digest_it_was():
+    from sarft_ray.evaluation.config import EvaluationConfig
+    from sarft_ray.evaluation.generation import adapter_fingerprint, settings_hash
+    from sarft_ray.evaluation.runner import _model_hash
+    from sarft_ray.models.config import ModelConfig
+
+    model, ev = ModelConfig(ref="tiny-random"), EvaluationConfig()
+    parts = [model.model_dump(mode="json"), adapter_fingerprint(None), settings_hash(ev.generation)]
+    assert _model_hash(model, None, ev) == hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]

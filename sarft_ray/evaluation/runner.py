@@ -17,8 +17,6 @@ items; ``force`` regenerates everything.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -33,6 +31,7 @@ from sarft_ray.evaluation.generation import OUTPUT_FIELDS, adapter_fingerprint, 
 from sarft_ray.evaluation.jailbreaks import reply_readings
 from sarft_ray.evaluation.judges import JudgeItem, VerdictCache, build_judge, combine_readings, judge_cached, preflight
 from sarft_ray.evaluation.metrics import rouge_l_first, rouge_l_max
+from sarft_ray.hashing import json_digest
 from sarft_ray.preflight import check_adapter_dir
 from sarft_ray.secrets import register_config_secrets
 
@@ -250,4 +249,4 @@ def evaluate_model(
 
 def _model_hash(model_cfg, adapter: Path | None, ev) -> str:
     parts = [model_cfg.model_dump(mode="json"), adapter_fingerprint(adapter), settings_hash(ev.generation)]
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
+    return json_digest(parts, 12)
