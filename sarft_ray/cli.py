@@ -19,6 +19,8 @@ from sarft_ray.secrets import install_log_redaction, redact_text
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
 models_app = typer.Typer(no_args_is_help=True, help="Fetch and inspect models.")
 app.add_typer(models_app, name="models")
+data_app = typer.Typer(no_args_is_help=True, help="Fetch, list and check the reference data (sarft_ray/data/sources.lock.json).")
+app.add_typer(data_app, name="data")
 
 _state = {"debug": False}
 
@@ -107,6 +109,38 @@ def models_pull(ref: Annotated[str, typer.Argument(help="alias, .gguf file or hu
     location = resolve_model_dir(ref)
     load_tokenizer(ref)
     typer.echo(f"{ref}: ready at {location}")
+
+
+@data_app.command("pull")
+def data_pull(
+    names: Annotated[list[str] | None, typer.Argument(help="lock entries to fetch (default: all)", show_default=False)] = None,
+    force: Annotated[bool, typer.Option("--force", help="download again and replace files already present")] = False,
+) -> None:
+    """Fetch the reference data at its pinned revisions into the data directory, checking rows, columns and sha256."""
+    from sarft_ray.data.pull import pull
+
+    typer.echo("\n".join(pull(names=names, force=force)))
+
+
+@data_app.command("list")
+def data_list() -> None:
+    """Show each reference file: where it goes, where it comes from, its licence."""
+    from sarft_ray.data.pull import describe
+    from sarft_ray.paths import data_dir
+
+    typer.echo(f"data directory: {data_dir()}")
+    typer.echo("\n".join(describe()))
+
+
+@data_app.command("verify")
+def data_verify() -> None:
+    """Check the files in the data directory against the lock file (rows, columns, sha256)."""
+    from sarft_ray.data.pull import verify
+
+    lines, failures = verify()
+    typer.echo("\n".join(lines))
+    if failures:
+        raise SarftError(f"reference data differs from the lock file: {', '.join(failures)} (sarft-ray data pull --force fetches them again)")
 
 
 def _register_stage_commands() -> None:

@@ -26,6 +26,7 @@ from sarft_ray.evaluation.config import EvaluationConfig
 from sarft_ray.models.config import ModelConfig
 from sarft_ray.models.loading import alias_suggestion, ref_beside
 from sarft_ray.orchestration.config import Arms, CompareTo, SweepConfig
+from sarft_ray.paths import default_output_root, find_config
 from sarft_ray.scoring.config import ScoringConfig
 from sarft_ray.training.config import TrainingConfig
 
@@ -50,7 +51,7 @@ class ExperimentConfig(StrictModel):
     """Everything one experiment needs; each section belongs to one stage."""
 
     experiment: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    output_root: ConfigPath = Path("runs")
+    output_root: ConfigPath = Field(default_factory=default_output_root, description="absent: SARFT_OUTPUT_DIR, else ./runs")
     model: ModelConfig
     alignment: AlignmentConfig | None = Field(
         default=None, description="align model.ref for safety first; the aligned model is every stage's starting model"
@@ -239,7 +240,7 @@ def load_config(path: str | Path) -> ExperimentConfig:
     is written; files that do not exist are reported by whoever reads them
     (``sarft-ray validate`` reads them all).
     """
-    path = Path(path)
+    path = find_config(path)  # a bare name such as `demo` is a config shipped in the package
     data = read_json_or_yaml(path)
     cfg = parse_config(data, str(path), path.resolve().parent)
     check_file_system(cfg, str(path))

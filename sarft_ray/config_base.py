@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationInfo
 
 
 class StrictModel(BaseModel):
@@ -22,5 +22,21 @@ def _resolve_path(value: Path, info: ValidationInfo) -> Path:
     return Path(value).resolve() if value.is_absolute() else value
 
 
-ConfigPath = Annotated[Path, AfterValidator(_resolve_path)]
-"""A path field: relative values are resolved against the directory of the config file."""
+def _data_reference(value, info: ValidationInfo):
+    """``hf://datasets/...`` and ``sarft-data://...`` become the local file (downloaded into the cache if need be)."""
+    from sarft_ray.data.pull import is_data_ref, resolve_data_ref
+    from sarft_ray.errors import SarftError
+
+    if not is_data_ref(value):
+        return value
+    if info.field_name == "output_root":
+        raise ValueError("must be a local directory, not a data reference")
+    try:
+        return resolve_data_ref(value)
+    except SarftError as exc:
+        raise ValueError(str(exc)) from None
+
+
+ConfigPath = Annotated[Path, BeforeValidator(_data_reference), AfterValidator(_resolve_path)]
+"""A path field: relative values are resolved against the directory of the config file; data references
+(``hf://datasets/OWNER/NAME[@REVISION]/PATH``, ``sarft-data://PATH``) are resolved to a cached or fetched file."""

@@ -58,7 +58,7 @@ def _stage_checks(cfg: ExperimentConfig) -> list[str]:
 
     from sarft_ray.data import load_advbench, load_beavertails
     from sarft_ray.data.readers import read_text
-    from sarft_ray.paths import data_dir
+    from sarft_ray.paths import reference_file
 
     lines = []
     if cfg.training.deepspeed is not None:
@@ -70,13 +70,13 @@ def _stage_checks(cfg: ExperimentConfig) -> list[str]:
         lines.append(f"deepspeed: {path}")
     paths = cfg.evaluation.paths
     if "advbench" in cfg.evaluation.benchmarks or cfg.evaluation.jailbreaks:
-        table = load_advbench(paths.advbench or data_dir() / "advbench" / "harmful_behaviors.csv")
+        table = load_advbench(paths.advbench or reference_file("advbench/harmful_behaviors.csv"))
         lines.append(f"advbench: {table.num_rows} goals")
     if "beavertails" in cfg.evaluation.benchmarks:
-        table = load_beavertails(paths.beavertails or data_dir() / "beavertails" / "BeaverTails-Evaluation.csv")
+        table = load_beavertails(paths.beavertails or reference_file("beavertails/BeaverTails-Evaluation.csv"))
         lines.append(f"beavertails: {table.num_rows} prompts")
     if "rolebench_spe" in cfg.evaluation.benchmarks:
-        spe = paths.rolebench_spe or data_dir() / "rolebench/instruction-generalization/role_specific/test.jsonl"
+        spe = paths.rolebench_spe or reference_file("rolebench/instruction-generalization/role_specific/test.jsonl")
         if not Path(spe).exists():
             raise SarftError(f"{spe}: file does not exist (evaluation.paths.rolebench_spe)")
         lines.append(f"rolebench_spe: {spe}")

@@ -11,15 +11,20 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("RAY_TRAIN_ENABLE_PREEMPTION_WATCHER", "0")
 os.environ.setdefault("DS_ACCELERATOR", "cpu")
 
+# The reference copy beside the checkout, named explicitly so subprocesses (CLI, Ray jobs, the wheel test) see it too.
+_SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+if _SHARED.is_dir():
+    os.environ.setdefault("SARFT_DATA_DIR", str(_SHARED))
+
 from sarft_ray.paths import data_dir  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """The reference data directory (SARFT_DATA_DIR or ../shared/data)."""
+    """The reference data directory (SARFT_DATA_DIR, else ../shared/data; `sarft-ray data pull` fills an empty one)."""
     path = data_dir()
     if not (path / "advbench").exists():
-        pytest.fail(f"reference data not found at {path}; set SARFT_DATA_DIR")
+        pytest.fail(f"reference data not found at {path}; set SARFT_DATA_DIR or run `sarft-ray data pull`")
     return path
 
 

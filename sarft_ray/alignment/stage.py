@@ -59,11 +59,11 @@ def _fmt(value) -> str:
 
 def _sources(cfg) -> tuple[Path, Path]:
     from sarft_ray.evaluation.benchmarks import benchmark_paths
-    from sarft_ray.paths import data_dir
+    from sarft_ray.paths import reference_file
 
     acfg = cfg.alignment
     harmful = acfg.harmful_source or benchmark_paths(cfg.evaluation)["beavertails"]
-    benign = acfg.benign_source or data_dir() / "rolebench" / "role-generalization" / "general" / "test.jsonl"
+    benign = acfg.benign_source or reference_file("rolebench/role-generalization/general/test.jsonl")
     return Path(harmful), Path(benign)
 
 

@@ -41,7 +41,7 @@ from sarft_ray.data import (
 from sarft_ray.errors import SarftError
 from sarft_ray.evaluation.config import EvaluationConfig
 from sarft_ray.evaluation.jailbreaks import Jailbreak, build_jailbreaks
-from sarft_ray.paths import data_dir
+from sarft_ray.paths import data_dir, reference_file
 
 log = logging.getLogger(__name__)
 
@@ -64,18 +64,22 @@ def is_safety(benchmark: str) -> bool:
     return benchmark.startswith(SAFETY_PREFIXES)
 
 
+DEFAULT_FILES = {
+    "advbench": "advbench/harmful_behaviors.csv",
+    "beavertails": "beavertails/BeaverTails-Evaluation.csv",
+    "rolebench_spe": "rolebench/instruction-generalization/role_specific/test.jsonl",
+}
+
+
 def default_paths() -> dict[str, Path]:
     root = data_dir()
-    return {
-        "advbench": root / "advbench" / "harmful_behaviors.csv",
-        "beavertails": root / "beavertails" / "BeaverTails-Evaluation.csv",
-        "rolebench_spe": root / "rolebench" / "instruction-generalization" / "role_specific" / "test.jsonl",
-    }
+    return {name: root / relative for name, relative in DEFAULT_FILES.items()}
 
 
 def benchmark_paths(cfg: EvaluationConfig) -> dict[str, Path]:
-    """Each benchmark's file: the configured one, else the standard file under the data directory."""
-    return default_paths() | {k: Path(v) for k, v in cfg.paths.model_dump().items() if v is not None}
+    """Each benchmark's file: the configured one, else the standard file under the data directory (fetched if missing)."""
+    configured = {k: Path(v) for k, v in cfg.paths.model_dump().items() if v is not None}
+    return {k: reference_file(rel) for k, rel in DEFAULT_FILES.items() if k not in configured} | configured
 
 
 def heldout_questions(cfg: EvaluationConfig, roles: list[str], corpus_cfg) -> HeldOutQuestions:

@@ -14,14 +14,14 @@ from pathlib import Path
 import torch
 
 from sarft_ray.errors import SarftError
-from sarft_ray.paths import REPO_ROOT
+from sarft_ray.paths import packaged_configs
 from sarft_ray.training.config import TrainingConfig
 
-DEFAULT_CONFIG = REPO_ROOT / "configs" / "ds_zero2.json"
+DEFAULT_CONFIG = packaged_configs() / "ds_zero2.json"  # package data: present in an installed wheel too
 
 
 def config_path(cfg: TrainingConfig) -> Path:
-    """The JSON file ``training.deepspeed`` names, or the repository's ZeRO-2 default."""
+    """The JSON file ``training.deepspeed`` names, or the packaged ZeRO-2 default (``sarft_ray/configs/ds_zero2.json``)."""
     path = Path(cfg.deepspeed) if cfg.deepspeed is not None else DEFAULT_CONFIG
     if not path.is_file():
         raise SarftError(f"{path}: training.deepspeed: file not found")
