@@ -17,6 +17,7 @@ from sarft_ray import hashing
 from sarft_ray.config import config_hash
 from sarft_ray.data.corpus import _sample_rank, assign_split
 from sarft_ray.data.heldout import HeldOutQuestions
+from sarft_ray.data.roles import role_slug
 from sarft_ray.scoring.selection import selection_mask
 from sarft_ray.training.entry import table_digest
 
@@ -58,6 +59,7 @@ def test_splits_samples_and_held_out_digest_keep_their_values():
     assert _sample_rank(3, {"role": "Captain Test", "split": "train", "sample_id": "s1"}) == 212001608717929295
     heldout = HeldOutQuestions(per_role={"captain test": {"who are you"}}, every_role={"how to make a bomb"})
     assert heldout.digest() == "6e88443297e6b610"
+    assert role_slug("Dr. Hannibal Lecter") == "dr-hannibal-lecter-7d8d8d" and role_slug("Captain Test") == "captain-test-c3d527"
 
 
 def test_random_selection_draws_keep_their_rows():

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import difflib
-import hashlib
 import re
 from collections.abc import Iterable
 
 from sarft_ray.errors import SarftError
+from sarft_ray.hashing import text_digest
 
 
 def role_key(name: str) -> str:
@@ -33,5 +33,5 @@ def role_slug(name: str) -> str:
     ``Dr X``) and the character set rules out path traversal.
     """
     readable = re.sub(r"[^a-z0-9]+", "-", role_key(name).encode("ascii", "ignore").decode()).strip("-")[:48]
-    digest = hashlib.sha256(role_key(name).encode()).hexdigest()[:6]
+    digest = text_digest(role_key(name), 6)
     return f"{readable or 'role'}-{digest}"
