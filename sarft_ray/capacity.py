@@ -321,7 +321,10 @@ def validate_lines(cfg) -> list[str]:
     """``validate``: every stage's needs against the local cluster; one line saying what was checked."""
     capacity = current_capacity(cfg.ray)
     if capacity is None:
-        return [f"ray: joins {cfg.ray.address or os.environ.get('RAY_ADDRESS')}; placement is checked once connected"]
+        from sarft_ray.secrets import redact_url
+
+        address = redact_url(cfg.ray.address or os.environ.get("RAY_ADDRESS", ""))
+        return [f"ray: joins {address}; placement is checked once connected"]
     needs = experiment_needs(cfg) + [sweep_need(cfg, capacity.cpus)]
     warnings = check(needs, capacity, cfg.source)
     peak = max(n.cpus for n in needs if n is not None)
