@@ -19,6 +19,7 @@ from sarft_ray.orchestration.comparison import BASE
 
 log = logging.getLogger(__name__)
 
+
 def training_slots(cfg, runs: int, nodes: list[dict] | None = None) -> int:
     """How many training runs (roles, or role and arm pairs) can run at once, at least 1.
 

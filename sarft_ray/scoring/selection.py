@@ -88,7 +88,8 @@ def apply_selection(name: str, scores, seed: int = 0) -> np.ndarray:
     """The flags strategy ``name`` gives one role's train-split score rows; checks it gave one per row."""
     flags = np.asarray(get_selection(name).strategy(scores, seed))
     if flags.shape != (scores.num_rows,) or (flags.size and flags.dtype != np.bool_):
-        raise ValueError(f"selection '{name}' returned {flags.dtype} flags of shape {flags.shape} for {scores.num_rows} rows")
+        shape = f"{flags.dtype} flags of shape {flags.shape}"
+        raise ValueError(f"selection '{name}' returned {shape} for {scores.num_rows} rows; it must give one bool per row")
     return flags.astype(bool)
 
 
