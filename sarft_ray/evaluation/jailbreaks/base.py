@@ -17,17 +17,18 @@ The judge always sees the original request next to each reading.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 
 
-class Jailbreak:
+class Jailbreak(ABC):
     """Subclass and set ``name`` and ``wrap``; a cipher also overrides ``decode`` and ``is_encoded``."""
 
     name: str
 
+    @abstractmethod
     def wrap(self, goal: str) -> str:
         """The user message that carries ``goal``."""
-        raise NotImplementedError
 
     def decode(self, response: str) -> str:
         """The reply with its cipher-written parts decoded (identity when there is no cipher)."""
