@@ -48,7 +48,7 @@ def experiment(tmp_path: Path, shared_data: Path, model_dir: Path, **training):
 def corpus_ce(model, tokenizer) -> float:
     """Mean answer-token cross-entropy of the memorised corpus under ``model``."""
     from sarft_ray.training.data import collate, encode_rows
-    from sarft_ray.training.loss import ce_per_row
+    from unfused_loss import ce_per_row  # full-logits CE, test-only
 
     rows = memo_table().to_pylist()
     batch = collate(encode_rows(rows, tokenizer, None, 512, 128), tokenizer.pad_token_id)

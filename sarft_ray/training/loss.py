@@ -2,13 +2,23 @@
 
     L = mean_b CE_b + lambda * mean_b (h_b * KL_b)
 
-Everything here is plain torch on tensors; ``rbo_forward`` adds the two model
-calls around it and is the only place a reference forward happens, so the rule
-"no harmful row, no reference forward" lives in one spot.
+The model sides hand over final hidden states and their output layer
+(``fused_loss.Hidden``), not logits. This module picks the positions whose
+next-token distribution enters the loss (every answer position for CE; the
+``kl_span`` positions of the harmful rows for KL), weights each so that the
+sums are the per-row means above, and ``fused_loss.head_loss`` runs the output
+layer on those positions only, a chunk at a time: no rows x time x vocabulary
+tensor is formed, padding and (for CE) prompt positions cost no
+vocabulary-sized work. ``rbo_forward`` adds the two model calls around it and
+is the only place a reference forward happens, so the rule "no harmful row,
+no reference forward" lives in one spot.
 
-Positions: logits at position t predict token t+1. ``labels`` carry the token
-ids of the answer and -100 elsewhere (prompt and padding), aligned with
-``input_ids``; the shift happens here.
+Positions: the distribution at position t predicts token t+1. ``labels`` carry
+the token ids of the answer and -100 elsewhere (prompt and padding), aligned
+with ``input_ids``; the shift happens here.
+
+Only torch is imported (the GPU benchmark runs this module without the rest
+of the package's dependencies).
 """
 
 from __future__ import annotations
@@ -18,7 +28,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
+
+from sarft_ray.training.fused_loss import Hidden, KLTargets, compute_dtype, head_loss
 
 IGNORE_INDEX = -100
 
@@ -47,6 +58,9 @@ class LossOptions:
     def __post_init__(self):
         if not self.lambda_kl >= 0:  # also rejects NaN
             raise ValueError(f"lambda_kl must be >= 0, got {self.lambda_kl}")
+        for name, allowed in (("kl_direction", KLDirection), ("kl_span", KLSpan), ("ce_norm", CENorm)):
+            if getattr(self, name) not in allowed.__args__:
+                raise ValueError(f"unknown {name} {getattr(self, name)!r}")
 
     @classmethod
     def release(cls, lambda_kl: float) -> LossOptions:
@@ -60,7 +74,7 @@ class LossOutput:
 
     loss: torch.Tensor
     ce: float
-    kl: float  # mean KL over the harmful rows of the batch (0 when none or lambda = 0)
+    kl: float  # mean KL_b over the harmful rows of the batch (0 when none or lambda = 0)
     harmful_rows: int
     rows: int
 
@@ -71,24 +85,8 @@ def shifted_labels(labels: torch.Tensor) -> torch.Tensor:
     return torch.cat([labels[:, 1:], pad], dim=1)
 
 
-def ce_per_row(logits: torch.Tensor, labels: torch.Tensor, attention_mask: torch.Tensor, norm: CENorm) -> torch.Tensor:
-    """Per-row cross-entropy of the answer tokens, normalised per ``norm``. Shape (B,)."""
-    targets = shifted_labels(labels)
-    token_ce = F.cross_entropy(
-        logits.float().transpose(1, 2), targets, ignore_index=IGNORE_INDEX, reduction="none"
-    )  # (B, T), 0 where ignored
-    total = token_ce.sum(dim=1)
-    if norm == "answer":
-        count = (targets != IGNORE_INDEX).sum(dim=1)
-    elif norm == "sequence":
-        count = attention_mask.sum(dim=1)
-    else:
-        raise ValueError(f"unknown ce_norm {norm!r}")
-    return total / count.clamp(min=1).to(total.dtype)
-
-
 def kl_positions(labels: torch.Tensor, attention_mask: torch.Tensor, span: KLSpan) -> torch.Tensor:
-    """Boolean (B, T) mask of the logit positions whose distributions enter the KL."""
+    """Boolean (B, T) mask of the positions whose distributions enter the KL."""
     if span == "all":
         return attention_mask.bool()
     if span == "answer":
@@ -96,122 +94,80 @@ def kl_positions(labels: torch.Tensor, attention_mask: torch.Tensor, span: KLSpa
     raise ValueError(f"unknown kl_span {span!r}")
 
 
-def token_kl(policy_logits: torch.Tensor, ref_logits: torch.Tensor, direction: KLDirection) -> torch.Tensor:
-    """KL between two next-token distributions, summed over the vocabulary: (..., V) -> (...)."""
-    policy_logp = F.log_softmax(policy_logits.float(), dim=-1)
-    ref_logp = F.log_softmax(ref_logits.float(), dim=-1)
-    if direction == "ref_to_policy":  # sum p_ref (log p_ref - log p_theta)
-        return F.kl_div(policy_logp, ref_logp, reduction="none", log_target=True).sum(-1)
-    if direction == "policy_to_ref":  # sum p_theta (log p_theta - log p_ref)
-        return F.kl_div(ref_logp, policy_logp, reduction="none", log_target=True).sum(-1)
-    raise ValueError(f"unknown kl_direction {direction!r}")
-
-
 @dataclass
-class ReferenceTargets:
-    """The reference side of the KL at the selected positions, computed once without gradients.
+class Selection:
+    """The positions that enter the loss, KL positions first, and each one's weight."""
 
-    Holding only these (N, V) log-probabilities lets the caller free the
-    reference logits (H, T, V) right after the reference forward.
-    """
-
-    rows: torch.Tensor  # (N,) harmful-row index (0..H-1) of each selected position
-    cols: torch.Tensor  # (N,) time index of each selected position
-    logp: torch.Tensor  # (N, V) log p_ref
-    counts: torch.Tensor  # (H,) selected positions per harmful row
+    rows: torch.Tensor  # (N,) batch row of each position
+    cols: torch.Tensor  # (N,) time index of each position
+    targets: torch.Tensor  # (N,) next token (0 where the position has no CE term)
+    ce_scale: torch.Tensor  # (N,) 1 / (B * count_b): the sum of scaled token CEs is mean_b CE_b
+    kl_scale: torch.Tensor  # (K,) 1 / (H * kl_count_b) for the first K positions: the sum is mean over harmful rows of KL_b
 
 
-@torch.no_grad()
-def reference_targets(ref_logits: torch.Tensor, positions: torch.Tensor) -> ReferenceTargets:
-    """Reduce the reference logits of the harmful rows (H, T, V) to log p_ref at ``positions`` (H, T)."""
-    rows, cols = positions.nonzero(as_tuple=True)
-    logp = F.log_softmax(ref_logits[rows, cols].float(), dim=-1)
-    return ReferenceTargets(rows, cols, logp, positions.sum(dim=1))
-
-
-def kl_per_row(
-    policy_logits: torch.Tensor,
-    targets: ReferenceTargets,
-    direction: KLDirection,
-    policy_rows: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Mean per-token KL of each harmful row over its selected positions. Shape (H,).
-
-    ``policy_rows[i]`` is the row of ``policy_logits`` holding harmful row i
-    (identity when None). Only the selected positions are gathered, so padding
-    (and, for ``answer``, the prompt) costs no vocabulary-sized work; backward
-    keeps two (N, V) tensors: log p_ref and log p_theta.
-    """
-    prow = targets.rows if policy_rows is None else policy_rows[targets.rows]
-    policy_logp = F.log_softmax(policy_logits[prow, targets.cols].float(), dim=-1)  # (N, V), with gradient
-    # Summing per-vocabulary terms (rather than expanding the log-softmax algebraically) keeps the KL of
-    # identical distributions at zero; the expanded form cancels numbers of size 30-40 and leaves ~1e-3.
-    if direction == "ref_to_policy":  # sum p_ref (log p_ref - log p_theta)
-        kl_tok = F.kl_div(policy_logp, targets.logp, reduction="none", log_target=True).sum(-1)
-    elif direction == "policy_to_ref":  # sum p_theta (log p_theta - log p_ref)
-        kl_tok = F.kl_div(targets.logp, policy_logp, reduction="none", log_target=True).sum(-1)
+def select_positions(
+    labels: torch.Tensor,
+    attention_mask: torch.Tensor,
+    harmful: torch.Tensor,
+    options: LossOptions,
+    with_kl: bool,
+    dtype: torch.dtype = torch.float32,
+) -> Selection:
+    """Every answer position (CE) and, with ``with_kl``, the ``kl_span`` positions of the harmful rows."""
+    targets = shifted_labels(labels)
+    answer = targets != IGNORE_INDEX
+    batch = labels.shape[0]
+    count = answer.sum(dim=1) if options.ce_norm == "answer" else attention_mask.sum(dim=1)
+    row_ce = 1.0 / (count.clamp(min=1).to(dtype) * batch)
+    if with_kl:
+        in_kl = kl_positions(labels, attention_mask, options.kl_span) & harmful.bool()[:, None]
+        row_kl = 1.0 / (in_kl.sum(dim=1).clamp(min=1).to(dtype) * harmful.bool().sum().to(dtype))
     else:
-        raise ValueError(f"unknown kl_direction {direction!r}")
-    total = torch.zeros(targets.counts.shape[0], dtype=kl_tok.dtype, device=kl_tok.device)
-    total = total.index_add(0, targets.rows, kl_tok)
-    return total / targets.counts.clamp(min=1).to(total.dtype)
+        in_kl = torch.zeros_like(answer)
+    kl_rows, kl_cols = in_kl.nonzero(as_tuple=True)
+    ce_rows, ce_cols = (answer & ~in_kl).nonzero(as_tuple=True)
+    rows, cols = torch.cat([kl_rows, ce_rows]), torch.cat([kl_cols, ce_cols])
+    picked = targets[rows, cols]
+    has_target = picked != IGNORE_INDEX
+    ce_scale = torch.where(has_target, row_ce[rows], torch.zeros((), dtype=dtype, device=row_ce.device))
+    kl_scale = row_kl[kl_rows] if with_kl else row_ce.new_zeros(0)
+    return Selection(rows, cols, picked.clamp(min=0), ce_scale, kl_scale)
 
 
 def rbo_loss(
-    policy_logits: torch.Tensor,
+    policy: Hidden,
     labels: torch.Tensor,
     attention_mask: torch.Tensor,
     harmful: torch.Tensor,
-    ref_logits: torch.Tensor | None,
+    reference: Hidden | None,
     options: LossOptions,
+    chunk: int | None = None,
 ) -> LossOutput:
-    """Combine the terms. ``ref_logits`` holds the reference logits of the harmful rows only.
+    """L = mean_b CE_b + lambda * mean_b (h_b KL_b) from the two sides' hidden states.
 
-    ``ref_logits`` may be shorter in time than ``policy_logits`` (trimmed
-    padding); the positions it lacks are padding for every harmful row.
+    ``reference`` holds the harmful rows only, in batch order; it may be
+    shorter in time than the policy's states (trimmed padding): the positions
+    it lacks are padding for every harmful row. No reference, no harmful row
+    or lambda = 0 means no KL term. ``chunk``: positions per output-layer
+    chunk (default: sized by the vocabulary).
     """
-    targets = None
-    if ref_logits is not None and bool(harmful.any()) and options.lambda_kl > 0:
-        targets = harmful_targets(ref_logits, labels, attention_mask, harmful, options)
-    return loss_from_targets(policy_logits, labels, attention_mask, harmful, targets, options)
-
-
-def harmful_targets(
-    ref_logits: torch.Tensor,
-    labels: torch.Tensor,
-    attention_mask: torch.Tensor,
-    harmful: torch.Tensor,
-    options: LossOptions,
-) -> ReferenceTargets:
-    """``reference_targets`` for the harmful rows of a batch, at the positions ``options.kl_span`` selects."""
-    idx = harmful.bool().nonzero(as_tuple=True)[0]
-    length = ref_logits.shape[1]
-    positions = kl_positions(labels[idx], attention_mask[idx], options.kl_span)[:, :length]
-    return reference_targets(ref_logits, positions)
-
-
-def loss_from_targets(
-    policy_logits: torch.Tensor,
-    labels: torch.Tensor,
-    attention_mask: torch.Tensor,
-    harmful: torch.Tensor,
-    targets: ReferenceTargets | None,
-    options: LossOptions,
-) -> LossOutput:
-    """L = mean_b CE_b + lambda * mean_b (h_b KL_b); no targets means no KL term."""
     batch = labels.shape[0]
     harmful = harmful.bool()
-    ce = ce_per_row(policy_logits, labels, attention_mask, options.ce_norm).mean()
     n_harmful = int(harmful.sum())
-    if targets is None or n_harmful == 0 or options.lambda_kl == 0:
-        return LossOutput(loss=ce, ce=float(ce.detach()), kl=0.0, harmful_rows=n_harmful, rows=batch)
-    idx = harmful.nonzero(as_tuple=True)[0]
-    kl_rows = kl_per_row(policy_logits, targets, options.kl_direction, policy_rows=idx)
-    # mean over the whole batch of h_b * KL_b: harmful rows summed, divided by B
-    loss = ce + options.lambda_kl * (kl_rows.sum() / batch)
-    return LossOutput(
-        loss=loss, ce=float(ce.detach()), kl=float(kl_rows.detach().mean()), harmful_rows=n_harmful, rows=batch
-    )
+    with_kl = reference is not None and n_harmful > 0 and options.lambda_kl > 0
+    dtype = compute_dtype(policy.states.dtype)
+    picked = select_positions(labels, attention_mask, harmful, options, with_kl, dtype)
+    hidden = policy.states[picked.rows, picked.cols]
+    kl = None
+    kl_coef = 0.0
+    if with_kl:
+        k = picked.kl_scale.shape[0]
+        slot = torch.cumsum(harmful.long(), dim=0) - 1  # batch row -> row of the reference's states
+        ref_states = reference.states[slot[picked.rows[:k]], picked.cols[:k]]
+        kl = KLTargets(ref_states, reference.layer, picked.kl_scale, options.kl_direction)
+        kl_coef = options.lambda_kl * n_harmful / batch  # lambda * (sum over harmful rows of KL_b) / B
+    loss, ce, kl_mean = head_loss(hidden, policy.layer, picked.targets, picked.ce_scale, kl, kl_coef, chunk)
+    return LossOutput(loss=loss, ce=float(ce), kl=float(kl_mean) if with_kl else 0.0, harmful_rows=n_harmful, rows=batch)
 
 
 def trimmed_length(attention_mask: torch.Tensor) -> int:
@@ -221,28 +177,28 @@ def trimmed_length(attention_mask: torch.Tensor) -> int:
 
 
 def rbo_forward(
-    policy: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    reference: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None,
+    policy: Callable[[torch.Tensor, torch.Tensor], Hidden],
+    reference: Callable[[torch.Tensor, torch.Tensor], Hidden] | None,
     batch: dict[str, torch.Tensor],
     options: LossOptions,
+    chunk: int | None = None,
 ) -> LossOutput:
     """Forward the policy on every row and the reference only on the harmful rows.
 
-    ``policy`` and ``reference`` map (input_ids, attention_mask) to logits;
-    ``batch`` holds right-padded ``input_ids``, ``attention_mask``, ``labels``
-    and a boolean ``harmful`` per row.
+    ``policy`` and ``reference`` map (input_ids, attention_mask) to ``Hidden``
+    (``reference.py`` builds both from a model); ``batch`` holds right-padded
+    ``input_ids``, ``attention_mask``, ``labels`` and a boolean ``harmful`` per row.
     """
     input_ids, mask, labels, harmful = batch["input_ids"], batch["attention_mask"], batch["labels"], batch["harmful"]
-    logits = policy(input_ids, mask)
-    targets = None
+    harmful = harmful.bool()
+    states = policy(input_ids, mask)
+    ref = None
     if options.lambda_kl > 0 and bool(harmful.any()):
         if reference is None:
             raise ValueError("lambda_kl > 0 with harmful rows needs a reference model")
-        idx = harmful.bool().nonzero(as_tuple=True)[0]
+        idx = harmful.nonzero(as_tuple=True)[0]
         # right padding: cut the columns that are padding in every harmful row
         length = trimmed_length(mask[idx])
         with torch.no_grad():
-            ref_logits = reference(input_ids[idx, :length], mask[idx, :length])
-        targets = harmful_targets(ref_logits, labels, mask, harmful, options)
-        del ref_logits  # only the (N, V) targets stay alive through backward
-    return loss_from_targets(logits, labels, mask, harmful, targets, options)
+            ref = reference(input_ids[idx, :length], mask[idx, :length])
+    return rbo_loss(states, labels, mask, harmful, ref, options, chunk)

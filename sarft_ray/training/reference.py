@@ -1,4 +1,6 @@
-"""The reference distribution p_ref: the model training started from.
+"""The two sides of the loss as callables ``(input_ids, attention_mask) -> fused_loss.Hidden``.
+
+p_ref, the model training started from:
 
 - LoRA: the same network with its adapter switched off for the reference
   forward. No second copy of the weights exists; the base weights are frozen
@@ -6,18 +8,33 @@
 - Full fine-tuning: a frozen deep copy taken before the first update, in eval
   mode and without gradients.
 
-Either way the reference is a callable ``(input_ids, attention_mask) -> logits``
-run under ``torch.no_grad`` in eval mode (no dropout), which is what
-``loss.rbo_forward`` expects.
+The reference runs under ``torch.no_grad`` in eval mode (no dropout); the
+policy runs with gradients in the model's current mode. ``loss.rbo_forward``
+calls both.
+
+Each side returns the final hidden states (the output layer's input) and that
+output layer, not logits: the loss runs the layer only at the positions it
+needs. The model is still called through its own ``__call__`` (a DeepSpeed
+engine's forward registers the hooks its ZeRO optimizer needs in backward on
+the output): a pre-hook on the output layer hands it zero positions, so it
+projects nothing, and a hook after it returns the hidden states in place of
+the logits. A model whose forward changes the logits after the output layer
+(Gemma-2's soft cap) is detected, and for it the logits are computed in full
+and handed over as they are.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import logging
 
 import torch
 from torch import nn
+
+from sarft_ray.training.fused_loss import Hidden, OutputLayer
+
+log = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
@@ -31,6 +48,81 @@ def eval_mode(module: nn.Module):
         module.train(was_training)
 
 
+def unwrapped(model: nn.Module) -> nn.Module:
+    """The model inside a DeepSpeed engine (or DDP) wrapper; the model itself otherwise."""
+    inner = getattr(model, "module", None)
+    return inner if isinstance(inner, nn.Module) else model
+
+
+def output_module(model: nn.Module) -> nn.Module:
+    """The module that maps final hidden states to logits (``lm_head``; peft and DeepSpeed wrappers see through)."""
+    head = unwrapped(model).get_output_embeddings()
+    if head is None:
+        raise TypeError(f"{type(unwrapped(model)).__name__} has no output layer (get_output_embeddings() is None)")
+    return head
+
+
+def post_processes_logits(model: nn.Module) -> bool:
+    """True for configs known to change the logits after the output layer (soft capping, a logit scale)."""
+    config = getattr(unwrapped(model), "config", None)
+    get = getattr(config, "get_text_config", None)
+    config = get() if callable(get) else config
+    return bool(getattr(config, "final_logit_softcapping", None)) or getattr(config, "logit_scale", None) not in (None, 1, 1.0)
+
+
+class HiddenStates:
+    """``(input_ids, attention_mask) -> Hidden`` through ``model``'s own forward, output layer ``layer``."""
+
+    def __init__(self, model: nn.Module, layer: OutputLayer):
+        self.model = model
+        self.head = output_module(model)
+        self.layer = layer
+        self.full_logits = post_processes_logits(model)
+
+    def _tapped(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor | None:
+        captured: list[torch.Tensor] = []
+
+        def before(module, args):
+            captured.append(args[0])
+            return (args[0][..., :0, :], *args[1:])  # the layer projects zero positions
+
+        def after(module, args, output):
+            return captured[0]
+
+        handles = [self.head.register_forward_pre_hook(before), self.head.register_forward_hook(after)]
+        try:
+            out = self.model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+        finally:
+            for handle in handles:
+                handle.remove()
+        if len(captured) != 1 or out.logits is not captured[0]:
+            return None  # the forward changed what the layer returned: its logits need the full layer
+        return out.logits
+
+    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> Hidden:
+        if not self.full_logits:
+            states = self._tapped(input_ids, attention_mask)
+            if states is not None:
+                return Hidden(states, self.layer)
+            log.warning("%s changes its logits after the output layer: the loss uses full logits", type(unwrapped(self.model)).__name__)
+            self.full_logits = True
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+        return Hidden(out.logits, OutputLayer(None))
+
+
+def _adapter_off_layer(peft_model: nn.Module) -> OutputLayer:
+    """The output layer as the reference sees it: the module itself, or (if LoRA adapts it) with the adapter off."""
+    head = output_module(peft_model)
+    if type(head) is nn.Linear:
+        return OutputLayer.of(head)
+
+    def forward(states: torch.Tensor) -> torch.Tensor:
+        with peft_model.disable_adapter():
+            return head(states)
+
+    return OutputLayer.of(head, forward)
+
+
 class AdapterDisabledReference:
     """p_ref for a PEFT model: the same modules with the adapter disabled."""
 
@@ -38,11 +130,12 @@ class AdapterDisabledReference:
         if not hasattr(peft_model, "disable_adapter"):
             raise TypeError("AdapterDisabledReference needs a peft PeftModel")
         self.model = peft_model
+        self.side = HiddenStates(peft_model, _adapter_off_layer(peft_model))
 
     @torch.no_grad()
-    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> Hidden:
         with eval_mode(self.model), self.model.disable_adapter():
-            return self.model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
+            return self.side(input_ids, attention_mask)
 
 
 class FrozenCopyReference:
@@ -51,10 +144,11 @@ class FrozenCopyReference:
     def __init__(self, model: nn.Module):
         self.model = copy.deepcopy(model).eval()
         self.model.requires_grad_(False)
+        self.side = HiddenStates(self.model, OutputLayer.of(output_module(self.model)))
 
     @torch.no_grad()
-    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
+    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> Hidden:
+        return self.side(input_ids, attention_mask)
 
 
 def build_reference(model: nn.Module, mode: str):
@@ -66,10 +160,9 @@ def build_reference(model: nn.Module, mode: str):
     raise ValueError(f"unknown training mode {mode!r}")
 
 
-def policy_logits(model: nn.Module):
-    """The policy side as the same kind of callable (with gradients, in the model's current mode)."""
+def policy_side(model: nn.Module) -> HiddenStates:
+    """The policy side (with gradients, in the model's current mode); ``model`` may be a DeepSpeed engine."""
+    return HiddenStates(model, OutputLayer.of(output_module(model)))
 
-    def forward(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
 
-    return forward
+policy_logits = policy_side  # the name training/recipe.py imports
