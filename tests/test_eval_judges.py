@@ -278,6 +278,7 @@ def test_hf_classifier_judge(tiny_classifier):
         }
     )
     judge = build_judge(cfg.judge)
+    assert judge.judge_id == f"hf:{tiny_classifier.resolve()}:7a39fdd45400"  # names stored verdicts: pinned
     items = [JudgeItem(f"question {i}", "answer " * i) for i in range(7)]
     verdicts = judge.judge(items)
 
