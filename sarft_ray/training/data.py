@@ -102,6 +102,14 @@ class StepPlan:
     of an epoch is filled up from the start of the same permutation, so every
     row is seen each epoch and every worker runs the same number of
     micro-batches (DeepSpeed needs that); ``repeated_rows`` counts the fill.
+
+    With ``lengths`` (tokens per row) the rows of each global batch are
+    ordered longest first before being cut into micro-batches, so rows of
+    similar length share a micro-batch and little compute goes to padding.
+    A step still holds the same rows, and every micro-batch has the same
+    number of rows, so the step's gradient (the mean over its rows) is
+    unchanged; the longest micro-batch comes first, so a step that does not
+    fit in memory fails at once.
     """
 
     num_rows: int
@@ -111,6 +119,11 @@ class StepPlan:
     seed: int
     epochs: int
     max_steps: int | None = None
+    lengths: tuple[int, ...] = ()
+
+    def __post_init__(self):
+        if self.lengths and len(self.lengths) != self.num_rows:
+            raise ValueError(f"lengths has {len(self.lengths)} entries for {self.num_rows} rows")
 
     @property
     def global_batch(self) -> int:
@@ -144,6 +157,8 @@ class StepPlan:
         epoch, within = divmod(step, self.steps_per_epoch)
         start = within * self.global_batch
         order = self._order(epoch)[start : start + self.global_batch]
+        if self.lengths:
+            order = sorted(order, key=lambda i: -self.lengths[i])  # stable: ties keep the seeded order
         out = []
         for k in range(self.grad_accum_steps):
             chunk = (k * self.world_size + rank) * self.micro_batch_size
