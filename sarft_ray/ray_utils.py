@@ -42,16 +42,49 @@ def _quiet_workers() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
+class _WarningsOnly(logging.Filter):
+    """Ray Data's console: warnings and errors, less the one that says its progress bars are off."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING and not record.getMessage().startswith("Progress bars disabled")
+
+
+def quiet_ray_data() -> None:
+    """Unless ``--verbose``: no Ray Data status blocks, execution plans or INFO lines on the console.
+
+    Without a terminal Ray Data logs a multi-line status block every 10 s
+    (``logging_progress.py``); sarft-ray draws its own one-line bars instead.
+    Ray Data's log file in the session directory keeps everything.
+    """
+    from sarft_ray import progress
+
+    if progress.verbose():
+        return
+    from ray.data import DataContext
+
+    context = DataContext.get_current()
+    context.enable_progress_bars = False
+    context.print_on_execution_start = False
+    for handler in logging.getLogger("ray.data").handlers:
+        if type(handler).__name__ != "SessionFileHandler" and not any(isinstance(f, _WarningsOnly) for f in handler.filters):
+            handler.addFilter(_WarningsOnly())
+
+
 def init_ray(cfg: RayConfig | None = None, env_vars: dict[str, str] | None = None):
     """Start or join Ray once per process and return the ``ray`` module.
 
     With an address (config or RAY_ADDRESS, as ``ray job submit`` sets it) the
     driver joins that cluster; otherwise it starts a local one sized by
-    ``ray.num_cpus``. ``env_vars`` reach every worker process.
+    ``ray.num_cpus``. ``env_vars`` reach every worker process. Ray's own
+    console output (worker log lines, Ray Data's status blocks) is off unless
+    ``--verbose`` (``progress.verbose``).
     """
     import ray
 
+    from sarft_ray import progress
+
     cfg = cfg or RayConfig()
+    quiet_ray_data()
     if ray.is_initialized():
         return ray
     os.environ.setdefault("RAY_TRAIN_ENABLE_PREEMPTION_WATCHER", "0")
@@ -60,7 +93,7 @@ def init_ray(cfg: RayConfig | None = None, env_vars: dict[str, str] | None = Non
     runtime_env = {"env_vars": {**(env_vars or {}), CLUSTER_ENV: os.environ[CLUSTER_ENV]}}
     if address:
         log.info("joining Ray cluster at %s", address)
-        ray.init(address=address, runtime_env=runtime_env, log_to_driver=True)
+        ray.init(address=address, runtime_env=runtime_env, log_to_driver=progress.verbose())
     else:
         ray.init(
             address="local",
@@ -70,6 +103,8 @@ def init_ray(cfg: RayConfig | None = None, env_vars: dict[str, str] | None = Non
             dashboard_host="127.0.0.1",
             runtime_env=runtime_env,
             logging_level=logging.WARNING,
+            # workers' and Train's log lines reach this terminal only with --verbose (their errors always do)
+            log_to_driver=progress.verbose(),
         )
     _quiet_workers()
     return ray
