@@ -1,37 +1,23 @@
-"""Fine-tune one role (RBO) as a Ray job.
+"""``sarft-ray train`` as a Ray job: fine-tune one role (RBO).
 
     ray job submit --address http://HOST:8265 --working-dir . -- \\
         python jobs/train.py configs/demo.yaml --role "John Doe" [--selection rds] [--lambda 0.5]
 
 Needs the role's stored scores (``sarft-ray score`` / ``jobs/score.py``). The
 adapter or model, its resolved config and ``summary.json`` are stored under
-``<output_root>/<experiment>/train/<role-slug>/<run-hash>/``.
+``<output_root>/<experiment>/train/<role-slug>/<run-hash>/``. Takes exactly
+the arguments of ``sarft-ray train`` (``--help`` lists them).
 """
 
 from __future__ import annotations
 
 import sys
 
-from sarft_ray.config import load_config
-from sarft_ray.job_entry import job_parser, run_job
-from sarft_ray.training.entry import summary_lines, train_role
-
-
-def train(args) -> int:
-    cfg = load_config(args.config)
-    summary = train_role(cfg, args.role, selection=args.selection, lambda_kl=args.lambda_kl, force=args.force)
-    print("\n".join(summary_lines(summary)))
-    return 0
+from sarft_ray.job_entry import run_command
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = job_parser(__doc__.splitlines()[0])
-    parser.add_argument("config", help="experiment YAML file")
-    parser.add_argument("--role", required=True, help="role to fine-tune (a name from roles.names)")
-    parser.add_argument("--selection", help="a registered selection strategy (default: training.selection)")
-    parser.add_argument("--lambda", dest="lambda_kl", type=float, help="KL weight (default: training.lambda_kl)")
-    parser.add_argument("--force", action="store_true", help="train again even if this run finished before")
-    return run_job(parser, train, argv)
+    return run_command("train", argv)
 
 
 if __name__ == "__main__":

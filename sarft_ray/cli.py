@@ -1,7 +1,11 @@
 """The ``sarft-ray`` command line: parse arguments, call a stage, print a short result.
 
 Bad input ends with one line ``error: ...`` on stderr and exit code 2; pass
-``--debug`` (before the command) to see the traceback instead.
+``--debug`` (before the command) to see the traceback instead. Every command
+that reads a config takes ``--set KEY.PATH=VALUE`` (``cli_options.py``).
+Progress bars show on a terminal; ``--verbose`` adds log lines and Ray's own
+output (``progress.py``). The ``jobs/*.py`` scripts call :func:`main` with
+their command and arguments (``job_entry.py``).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from typing import Annotated
 
 import typer
 
+from sarft_ray.cli_options import ConfigArg, SetOption, load
 from sarft_ray.errors import SarftError
 from sarft_ray.secrets import install_log_redaction, redact_text
 
@@ -22,32 +27,51 @@ app.add_typer(models_app, name="models")
 data_app = typer.Typer(no_args_is_help=True, help="Fetch, list and check the reference data (sarft_ray/data/sources.lock.json).")
 app.add_typer(data_app, name="data")
 
-_state = {"debug": False}
+_state: dict = {"debug": False, "prog": None}
 
-ConfigArg = Annotated[Path, typer.Argument(help="experiment YAML file", show_default=False)]
+
+def version_line() -> str:
+    """``sarft-ray <version>`` of the installed distribution."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"sarft-ray {version('sarft-ray')}"
+    except PackageNotFoundError:  # a source tree used without installing it
+        return "sarft-ray (not installed)"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(version_line())
+        raise typer.Exit(0)
 
 
 @app.callback()
 def _global(
     debug: Annotated[bool, typer.Option("--debug", help="show tracebacks")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log progress details")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log lines, progress bars in logs, Ray's own output")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="print the version and exit")
+    ] = False,
 ) -> None:
     """Safety-aware role-play fine-tuning (SaRFT) on Ray."""
+    from sarft_ray import progress
+
     _state["debug"] = debug
     logging.basicConfig(
         level=logging.DEBUG if debug else (logging.INFO if verbose else logging.WARNING),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    progress.configure(verbose=verbose or debug)
     install_log_redaction()  # no URL credentials or registered keys in any log line
 
 
 @app.command()
-def validate(config: ConfigArg) -> None:
+def validate(config: ConfigArg, overrides: SetOption = None) -> None:
     """Check a config and the files it points to without running anything."""
-    from sarft_ray.config import load_config
     from sarft_ray.validate import check_inputs
 
-    cfg = load_config(config)
+    cfg = load(config, overrides)
     for line in check_inputs(cfg):
         typer.echo(line)
     typer.echo(f"{config}: OK")
@@ -57,12 +81,12 @@ def validate(config: ConfigArg) -> None:
 def score(
     config: ConfigArg,
     force: Annotated[bool, typer.Option("--force", help="recompute even when stored scores match")] = False,
+    overrides: SetOption = None,
 ) -> None:
     """RDS: score every role's corpus and store each role's harmful flags, summary and chart."""
-    from sarft_ray.config import load_config
     from sarft_ray.scoring import score_roles
 
-    result = score_roles(load_config(config), force=force)
+    result = score_roles(load(config, overrides), force=force)
     typer.echo("\n".join(result.lines()))
 
 
@@ -73,13 +97,13 @@ def eval_(
     adapter: Annotated[Path | None, typer.Option("--adapter", help="PEFT adapter directory to apply")] = None,
     role: Annotated[list[str] | None, typer.Option("--role", help="role(s) whose RoleBench questions are asked")] = None,
     force: Annotated[bool, typer.Option("--force", help="generate again even when stored answers match")] = False,
+    overrides: SetOption = None,
 ) -> None:
     """Evaluate a model (and optional adapter): RoleBench ROUGE-L, refusal rates, jailbreaks."""
-    from sarft_ray.config import load_config
     from sarft_ray.evaluation.runner import evaluate_model
     from sarft_ray.validate import check_model_ref
 
-    cfg = load_config(config)
+    cfg = load(config, overrides)
     if model is not None:
         check_model_ref(model, "--model")  # a wrong --model fails now, not once Ray and the generators are up
     result = evaluate_model(cfg, model=model, adapter=adapter, roles=role, force=force)
@@ -92,12 +116,12 @@ def align(
     config: ConfigArg,
     force: Annotated[bool, typer.Option("--force", help="align again even when a stored aligned model matches")] = False,
     no_ray: Annotated[bool, typer.Option("--no-ray", help="distil and train in this process")] = False,
+    overrides: SetOption = None,
 ) -> None:
     """Safety-align model.ref (the config's alignment section); later stages start from the aligned model."""
     from sarft_ray.alignment.stage import align_model
-    from sarft_ray.config import load_config
 
-    result = align_model(load_config(config), force=force, use_ray=not no_ray)
+    result = align_model(load(config, overrides), force=force, use_ray=not no_ray)
     typer.echo("\n".join(result.lines()))
 
 
@@ -174,9 +198,9 @@ def _click_error_types() -> tuple[type[Exception], ...]:
 
 
 def _usage_line(exc: Exception) -> str:
-    """A click usage error as one line naming the command and what was wrong with its arguments."""
+    """A click usage error as one line naming the command (a job: its script) and what was wrong with its arguments."""
     ctx = getattr(exc, "ctx", None)
-    command = ctx.command_path if ctx is not None else "sarft-ray"
+    command = _state["prog"] or (ctx.command_path if ctx is not None else "sarft-ray")
     message = " ".join(exc.format_message().split())
     return f"error: {command}: {message} (see '{command} --help')"
 
@@ -186,8 +210,12 @@ def _asks_for_help(exc: Exception) -> bool:
     return any(cls.__name__ == "NoArgsIsHelpError" for cls in type(exc).__mro__)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: exit 0 on success, 2 on bad input or usage, 130 when interrupted."""
+def main(argv: list[str] | None = None, prog: str | None = None) -> None:
+    """Console-script entry point: exit 0 on success, 2 on bad input or usage, 130 when interrupted.
+
+    ``prog`` names a job script (``run.py``) in usage errors instead of ``sarft-ray <command>``.
+    """
+    _state["prog"] = prog
     click_errors = _click_error_types()
     try:
         # standalone_mode=False: exceptions reach this function, so SarftError and usage errors share one format

@@ -232,16 +232,25 @@ def parse_config(data: Any, source: str, base_dir: Path) -> ExperimentConfig:
         raise SarftError(format_validation_error(source, exc, env_used)) from None
 
 
-def load_config(path: str | Path) -> ExperimentConfig:
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
     """Read and validate an experiment YAML file, and check the file system it names before any work starts.
 
     Beyond ``parse_config``: the output directory must be writable (or
     creatable) and no input file the config names may be a directory. Nothing
     is written; files that do not exist are reported by whoever reads them
-    (``sarft-ray validate`` reads them all).
+    (``sarft-ray validate`` reads them all). ``overrides`` are ``--set``
+    strings (``training.lambda_kl=3``), applied to the file's tree before it is
+    validated (``config_overrides.py``).
     """
+    from sarft_ray.config_overrides import apply_overrides, parse_override
+
+    parsed = [parse_override(text) for text in overrides]  # a malformed --set fails before the file is read
     path = find_config(path)  # a bare name such as `demo` is a config shipped in the package
     data = read_json_or_yaml(path)
+    if parsed:
+        if not isinstance(data, dict):
+            raise SarftError(f"{path}: expected a mapping at the top level")
+        data = apply_overrides(data, parsed, str(path))
     cfg = parse_config(data, str(path), path.resolve().parent)
     check_file_system(cfg, str(path))
     return cfg.model_copy(update={"source": path.resolve()})

@@ -1,47 +1,58 @@
-"""What every ``jobs/*.py`` script shares: argument errors and bad input end like the ``sarft-ray`` CLI's.
+"""What every ``jobs/*.py`` script is: the ``sarft-ray`` command of its name, with exactly its arguments.
 
-The scripts are thin entry points for ``ray job submit`` (or plain ``python``).
-A usage error (unknown option, missing or bad value) and a ``SarftError`` both
-end in one line ``error: ...`` on stderr and exit code 2; ``--debug`` shows
-the traceback of a ``SarftError`` instead.
+``python jobs/train.py CONFIG --role R`` runs ``sarft-ray train CONFIG --role R``:
+each script hands its arguments to :func:`sarft_ray.cli.main`, so there is one
+argument parser and ``--help`` shows the command's own. A usage error names
+the script (``error: train.py: ...``) and a ``SarftError`` ends in one line
+``error: ...``, both with exit code 2, as in the CLI. Two conveniences for
+job command lines, neither of which parses anything:
+
+- the CLI's global flags (``--debug``, ``--verbose``/``-v``, ``--version``)
+  may come anywhere, not only first;
+- ``--config C`` (the scripts' older form, still in cluster manifests) stands
+  for the positional ``C``.
 """
 
 from __future__ import annotations
 
-import argparse
-import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
-from sarft_ray.errors import SarftError
-from sarft_ray.secrets import install_log_redaction, redact_text
-
-
-class JobArgumentParser(argparse.ArgumentParser):
-    """argparse with a one-line usage error (argparse itself prints the usage block first)."""
-
-    def error(self, message: str):  # noqa: D102 - argparse's hook
-        self.exit(2, f"error: {self.prog}: {' '.join(message.split())} (see '{self.prog} --help')\n")
+GLOBAL_FLAGS = ("--debug", "--verbose", "-v", "--version")
 
 
-def job_parser(description: str) -> JobArgumentParser:
-    """A parser with the ``--debug`` flag every job takes."""
-    parser = JobArgumentParser(description=description)
-    parser.add_argument("--debug", action="store_true", help="show the traceback of an input error")
-    return parser
+def config_option_as_argument(argv: Sequence[str]) -> list[str]:
+    """``[--config, C, ...]`` or ``[--config=C, ...]`` -> ``[C, ...]``; anything else unchanged."""
+    out: list[str] = []
+    config: list[str] = []
+    items = iter(argv)
+    for item in items:
+        if item == "--config":
+            config.append(next(items, ""))
+        elif item.startswith("--config="):
+            config.append(item.removeprefix("--config="))
+        else:
+            out.append(item)
+    return [*config, *out]
 
 
-def run_job(parser: argparse.ArgumentParser, body: Callable[[argparse.Namespace], int | None], argv: Sequence[str] | None = None) -> int:
-    """Parse ``argv``, run ``body(args)`` and return the process exit code (``body``'s, 0 if it returns None)."""
-    args = parser.parse_args(argv)
-    debug = getattr(args, "debug", False)
-    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    install_log_redaction()  # no URL credentials or registered keys in any log line
+def command_argv(command: str, argv: Sequence[str]) -> list[str]:
+    """The CLI's argument list for ``command`` given a job's arguments (global flags moved in front)."""
+    argv = list(argv)
+    split = argv.index("--") if "--" in argv else len(argv)
+    flags = [a for a in argv[:split] if a in GLOBAL_FLAGS]
+    rest = [a for a in argv[:split] if a not in GLOBAL_FLAGS] + argv[split:]
+    return [*flags, command, *config_option_as_argument(rest)]
+
+
+def run_command(command: str, argv: Sequence[str] | None = None) -> int:
+    """Run ``sarft-ray <command> <argv>`` (default: this script's arguments) and return its exit code."""
+    from sarft_ray.cli import main
+
+    argv = sys.argv[1:] if argv is None else argv
     try:
-        code = body(args)
-    except SarftError as exc:
-        if debug:
-            raise
-        print(f"error: {redact_text(str(exc))}", file=sys.stderr)
-        return 2
-    return code or 0
+        main(command_argv(command, argv), prog=f"{command}.py")
+    except SystemExit as exc:
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    return 0

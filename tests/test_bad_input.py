@@ -442,7 +442,7 @@ def run_process(command: list[str], root: Path) -> subprocess.CompletedProcess:
         (["sarft-ray", "nope"], ("No such command",)),
         (["sarft-ray", "train", "{cfg}", "--role", "Captain Test", "--selection", "best"], ("--selection",)),
         (["sarft-ray", "score", "{bomb}"], ("bomb.yaml:", "alias")),
-        (["jobs/score.py"], ("score.py", "--config")),
+        (["jobs/score.py"], ("score.py", "config")),
         (["jobs/train.py", "{cfg}", "--role", "Captain Test", "--lambda", "lots"], ("train.py", "--lambda")),
         (["jobs/run.py", "--config", "{bad}"], ("bad.yaml", "training.lambda_kl")),
         (["jobs/eval.py", "{cfg}", "--bogus"], ("eval.py", "--bogus")),

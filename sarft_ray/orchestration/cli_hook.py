@@ -5,35 +5,37 @@ Imports stay inside the commands so that ``sarft-ray --help`` does not load Ray 
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-ConfigArg = Annotated[Path, typer.Argument(help="experiment YAML file", show_default=False)]
+from sarft_ray.cli_options import ConfigArg, SetOption, load, restrict_roles
 
 
 def run(
     config: ConfigArg,
     force: Annotated[bool, typer.Option("--force", help="redo every stage even when stored results match")] = False,
+    roles: Annotated[
+        list[str] | None, typer.Option("--role", metavar="NAME", help="run only this role (a name from roles.names); repeatable", show_default=False)
+    ] = None,
+    overrides: SetOption = None,
 ) -> None:
     """Score, train and evaluate every role of the config; print the per-role table."""
-    from sarft_ray.config import load_config
     from sarft_ray.orchestration import run_pipeline
 
-    result = run_pipeline(load_config(config), force=force)
+    result = run_pipeline(restrict_roles(load(config, overrides), roles), force=force)
     typer.echo("\n".join(result.lines()))
 
 
 def sweep(
     config: ConfigArg,
     restart: Annotated[bool, typer.Option("--restart", help="start afresh instead of resuming a stored sweep")] = False,
+    overrides: SetOption = None,
 ) -> None:
     """Ray Tune sweep over the config's sweep section; print the best trial per role."""
-    from sarft_ray.config import load_config
     from sarft_ray.orchestration import run_sweep
 
-    result = run_sweep(load_config(config), resume=not restart)
+    result = run_sweep(load(config, overrides), resume=not restart)
     typer.echo("\n".join(result.lines()))
     if result.errored:
         raise typer.Exit(1)

@@ -5,11 +5,11 @@ Imports stay inside the command so that ``sarft-ray --help`` does not load torch
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from sarft_ray.cli_options import ConfigArg, SetOption, load
 from sarft_ray.scoring.selection import registered_selections, unknown_selection
 
 
@@ -21,7 +21,7 @@ def _selection(name: str) -> str:
 
 
 def train(
-    config: Annotated[Path, typer.Argument(help="experiment YAML file", show_default=False)],
+    config: ConfigArg,
     role: Annotated[str, typer.Option("--role", help="role to fine-tune (a name from roles.names)", show_default=False)],
     selection: Annotated[
         str | None,
@@ -35,12 +35,17 @@ def train(
     lambda_kl: Annotated[float | None, typer.Option("--lambda", help="KL weight (default: training.lambda_kl)")] = None,
     no_ray: Annotated[bool, typer.Option("--no-ray", help="train in this process, without Ray (one worker)")] = False,
     force: Annotated[bool, typer.Option("--force", help="train again even if this run finished before")] = False,
+    overrides: SetOption = None,
 ) -> None:
     """RBO: fine-tune one role from its stored scores (CE on every row + lambda * KL on harmful rows)."""
-    from sarft_ray.config import load_config
+    from sarft_ray.progress import follow_training
     from sarft_ray.training.entry import summary_lines, train_role
 
-    summary = train_role(load_config(config), role, selection=selection, lambda_kl=lambda_kl, use_ray=not no_ray, force=force)
+    cfg = load(config, overrides)
+    with follow_training(role) as on_step:  # a progress bar of the training steps on a terminal
+        summary = train_role(
+            cfg, role, selection=selection, lambda_kl=lambda_kl, use_ray=not no_ray, force=force, on_step=on_step
+        )
     typer.echo("\n".join(summary_lines(summary)))
 
 
