@@ -13,7 +13,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
@@ -36,6 +36,10 @@ class TrackingConfig(StrictModel):
 
     mlflow_uri: str | None = None
     experiment_name: str | None = None
+    log_model: Literal["adapter", "all", "none"] = Field(
+        default="adapter",
+        description="trained weights uploaded to MLflow: a LoRA adapter (never a full model), any (all) or none",
+    )
 
 
 class RayConfig(StrictModel):

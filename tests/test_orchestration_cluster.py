@@ -199,7 +199,7 @@ def test_sweep_2x2_resumes_after_its_driver_is_killed(ray_head, tiny_model_dir, 
     assert sorted(r.data.params["trial.lambda_kl"] for r in trial_runs) == ["0.0", "0.0", "1.0", "1.0"]
     for run in trial_runs:
         assert run.data.tags["mlflow.parentRunId"] == parents[0].info.run_id and run.info.status == "FINISHED"
-        assert {"safety_avg", "rolebench_spe_rouge_l_first", "train/last_loss"} <= set(run.data.metrics)
+        assert {"eval/safety_avg", "eval/rolebench_spe_rouge_l_first", "train/last_loss"} <= set(run.data.metrics)
         assert [m.step for m in client.get_metric_history(run.info.run_id, "train/loss")] == [1, 2]
         assert run.data.params["training.lambda_kl"] == run.data.params["trial.lambda_kl"]
 

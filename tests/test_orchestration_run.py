@@ -93,15 +93,15 @@ def test_run_two_roles_tracks_runs_metrics_and_artefacts(ray_local, tiny_model_d
     parent = by_kind["run"][0]
     assert parent.info.run_id == result.mlflow_run_id and parent.info.status == "FINISHED"
     assert parent.data.params["training.lambda_kl"] == "0.5" and parent.data.params["model.ref"] == str(tiny_model_dir)
-    assert {"tuned/safety_avg", "base/safety_avg", "heldout_removed_total"} <= set(parent.data.metrics)
-    assert {f"heldout_removed.{role_slug(role)}" for role in ROLES} <= set(parent.data.metrics)
+    assert {"tuned/safety_avg", "base/safety_avg", "rds/heldout_removed_total"} <= set(parent.data.metrics)
+    assert {f"rds/heldout_removed.{role_slug(role)}" for role in ROLES} <= set(parent.data.metrics)
     parent_files = {f.path for f in client.list_artifacts(parent.info.run_id, "report")}
     assert {"report/index.html", "report/table.json", "report/quality_vs_safety.png", "report/harmful_fraction.png"} <= parent_files
     assert {f.path for f in client.list_artifacts(parent.info.run_id, "scores")} == {"scores/summary.json", "scores/harmful_fraction.png"}
 
     for run in by_kind["role"] + by_kind["base"]:
         assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id and run.info.status == "FINISHED"
-        assert {"safety_avg", "advbench_rr", "rolebench_spe_rouge_l_first", "jailbreak_caesar_rr"} <= set(run.data.metrics)
+        assert {"eval/safety_avg", "eval/advbench_rr", "eval/rolebench_spe_rouge_l_first", "eval/jailbreak_caesar_rr"} <= set(run.data.metrics)
         assert {f.path for f in client.list_artifacts(run.info.run_id, "eval")} == {"eval/table.json", "eval/table.md"}
     for run in by_kind["role"]:
         role = run.data.params["role"]
@@ -124,7 +124,7 @@ def test_run_two_roles_tracks_runs_metrics_and_artefacts(ray_local, tiny_model_d
     for run in runs:
         if run.data.tags["sarft.kind"] == "role":
             assert [m.step for m in client.get_metric_history(run.info.run_id, "train/loss")] == [1, 2]
-            assert len(client.get_metric_history(run.info.run_id, "safety_avg")) == 1
+            assert len(client.get_metric_history(run.info.run_id, "eval/safety_avg")) == 1
 
 
 ARMS = [{"name": "sft", "selection": "none"}, {"name": "sarft", "selection": "rds", "lambda_kl": 1.0}]
@@ -177,7 +177,7 @@ def test_run_two_arms_compares_sarft_with_sft(ray_local, tiny_model_dir, tmp_pat
         assert params["arm"] == tags["sarft.arm"] and params["role"] == tags["sarft.role"]
         assert params["arm.selection"] == {"sft": "none", "sarft": "rds"}[params["arm"]]
         assert params["training.lambda_kl"] == {"sft": "0.5", "sarft": "1.0"}[params["arm"]]
-        assert {"advbench_rr", "advbench_rr_ci_low", "advbench_rr_ci_high", "train/loss"} <= set(run.data.metrics)
+        assert {"eval/advbench_rr", "eval/advbench_rr_ci_low", "eval/advbench_rr_ci_high", "train/loss"} <= set(run.data.metrics)
         assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id and run.info.status == "FINISHED"
     assert pairs == {(role, arm) for role in ROLES for arm in ("sft", "sarft")}
     metrics = parent.data.metrics
@@ -193,5 +193,5 @@ def test_run_two_arms_compares_sarft_with_sft(ray_local, tiny_model_dir, tmp_pat
     client, runs = mlflow_runs(cfg)
     assert len(runs) == 6
     for run in runs:
-        metric = "delta/sarft/safety_avg" if run.data.tags["sarft.kind"] == "run" else "advbench_rr_ci_low"
+        metric = "delta/sarft/safety_avg" if run.data.tags["sarft.kind"] == "run" else "eval/advbench_rr_ci_low"
         assert len(client.get_metric_history(run.info.run_id, metric)) == 1

@@ -44,6 +44,8 @@ from sarft_ray.orchestration.run_tracking import (
 )
 from sarft_ray.orchestration.run_workers import start_jobs
 from sarft_ray.orchestration.tracking import Tracker, TrackerSpec, flatten_params, ui_hint
+from sarft_ray.orchestration.tracking_results import LiveSteps
+from sarft_ray.progress import StepRelay, TrainingBars
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +128,7 @@ def run_pipeline(cfg, force: bool = False) -> RunResult:
     try:
         tracker.log_params(parent, flatten_params(cfg.resolved()))
         init_ray(cfg.ray)
-        scores = score_roles(cfg, force=force, progress=False)
+        scores = score_roles(cfg, force=force)  # its bar shows on a terminal only (progress.py)
         fractions = {role: s.harmful_fraction for role, s in scores.roles.items()}
         log_scores(tracker, parent, scores)
         children = open_children(tracker, cfg, arms, key, parent)
@@ -163,11 +165,22 @@ def run_pipeline(cfg, force: bool = False) -> RunResult:
 
 
 def train_and_evaluate(cfg, arms: list[Arm], force: bool, tracker: Tracker, children, fractions) -> Finished:
-    """Start the (role, arm) and base threads; log each to MLflow as it finishes (this thread is the only writer)."""
-    jobs, queued = start_jobs(cfg, arms, force)
+    """Start the (role, arm) and base threads; log each to MLflow as it finishes (this thread is the only writer).
+
+    Training steps arrive while the jobs run: each is logged at once (``train/<key>`` per step) and moves
+    the job's progress bar.
+    """
+    relay, live = StepRelay(), LiveSteps(tracker, stages.TRAIN_STEP_KEYS)
+    bars = TrainingBars(lambda job: job_name(job, arms))
+
+    def on_step(job, metrics) -> None:
+        live.log(children[job], metrics)
+        bars.update(job, metrics)
+
+    jobs, queued = start_jobs(cfg, arms, force, steps=relay)
     finished = Finished()
     for _ in range(len(jobs) + 1):
-        job, value, error = queued.get()
+        job, value, error = relay.wait(queued, on_step)
         run_id = children[job]
         if error is not None:
             log.error("%s failed: %s", job_name(job, arms), error)
@@ -187,6 +200,8 @@ def train_and_evaluate(cfg, arms: list[Arm], force: bool, tracker: Tracker, chil
             finished.outcomes[job] = RoleOutcome(role, brief, evaluated.directory, headline, run_id, arm)
             finished.results[job] = Result(headline, verdicts, brief)
             log.info("%s done", job_name(job, arms))
+    bars.close()
+    relay.close()
     return finished
 
 

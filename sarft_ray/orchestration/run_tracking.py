@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from sarft_ray.orchestration import comparison, stages
-from sarft_ray.orchestration.arms import Arm, job_name
+from sarft_ray.orchestration.arms import Arm
 from sarft_ray.orchestration.comparison import BASE
 from sarft_ray.orchestration.tracking import Tracker, flatten_params, log_evaluation, log_training
+from sarft_ray.orchestration.tracking_results import run_name
 
 
 def log_scores(tracker: Tracker, parent: str, scores) -> None:
@@ -21,7 +22,8 @@ def log_scores(tracker: Tracker, parent: str, scores) -> None:
 
     fractions = {f"harmful_fraction.{role_slug(role)}": s.harmful_fraction for role, s in scores.roles.items()}
     removed = {f"heldout_removed.{role_slug(role)}": n for role, n in scores.heldout_removed.items()}
-    tracker.log_summary(parent, {**fractions, **removed, "heldout_removed_total": sum(scores.heldout_removed.values())})
+    summary = {**fractions, **removed, "heldout_removed_total": sum(scores.heldout_removed.values())}
+    tracker.log_summary(parent, summary, prefix="rds/")
     tracker.log_artifact(parent, scores.summary_path, "scores")
     tracker.log_artifact(parent, scores.chart_path, "scores")
 
@@ -36,7 +38,9 @@ def open_children(tracker: Tracker, cfg, arms: list[Arm], key: str, parent: str)
             job = (role, arm.name)
             tags = {"sarft.role": role, "sarft.arm": arm.name, "sarft.method": arm.training.selection}
             run_key = arm.run_key(f"run/{key}/role/{role_slug(role)}")
-            children[job] = tracker.open_run(run_key, job_name(job, arms), "role", parent_id=parent, tags=tags)
+            label = arm.name if arm.listed else arm.training.selection  # the unlisted arm's name repeats lambda
+            name = run_name(role, label, arm.training.lambda_kl)  # John Doe · sarft · λ=3
+            children[job] = tracker.open_run(run_key, name, "role", parent_id=parent, tags=tags)
             params = flatten_params(arm.config(cfg).resolved()) | {"role": role, "arm": arm.name}
             tracker.log_params(children[job], params | flatten_params(arm.overrides, "arm"))
     children[BASE] = tracker.open_run(
@@ -61,7 +65,7 @@ def log_failure(tracker: Tracker, run_id: str, error: str) -> None:
 def log_base(tracker: Tracker, run_id: str, evaluated) -> None:
     """The base model's evaluation: headline, each rate's n, refusals and CI."""
     log_evaluation(tracker, run_id, evaluated.directory, evaluated.table["headline"])
-    tracker.log_summary(run_id, _rate_details(comparison.rate_figures(stages.role_verdicts(evaluated.table, None))))
+    tracker.log_summary(run_id, _rate_details(comparison.rate_figures(stages.role_verdicts(evaluated.table, None))), prefix="eval/")
     tracker.finish(run_id)
 
 
@@ -69,7 +73,7 @@ def log_arm(tracker: Tracker, run_id: str, summary: dict, evaluated, headline, v
     """One (role, arm): training history, evaluation headline, each rate's n, refusals and CI, the role's RDS share."""
     log_training(tracker, run_id, summary, stages.TRAIN_STEP_KEYS)
     log_evaluation(tracker, run_id, evaluated.directory, headline)
-    tracker.log_summary(run_id, _rate_details(comparison.rate_figures(verdicts)))
+    tracker.log_summary(run_id, _rate_details(comparison.rate_figures(verdicts)), prefix="eval/")
     tracker.log_summary(run_id, {"harmful_fraction": harmful_fraction}, prefix="rds/")
     tracker.finish(run_id)
 

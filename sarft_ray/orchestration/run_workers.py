@@ -43,12 +43,13 @@ def training_slots(cfg, runs: int, nodes: list[dict] | None = None) -> int:
     return max(1, min(runs, fits // cfg.training.workers))
 
 
-def _arm_worker(cfg, role: str, arm: Arm, force: bool, train_gate, eval_gate, results: queue.Queue) -> None:
+def _arm_worker(cfg, role: str, arm: Arm, force: bool, train_gate, eval_gate, results: queue.Queue, steps=None) -> None:
     job = (role, arm.name)
     try:
         arm_cfg = arm.config(cfg)
         with train_gate:
-            summary = stages.train(arm_cfg, role, force=force)
+            # each training step reaches the driver as it happens (progress.StepRelay), for MLflow and the bar
+            summary = stages.train(arm_cfg, role, force=force, on_step=steps.sender(job) if steps else None)
         with eval_gate:
             evaluated = stages.evaluate(arm_cfg, role, summary, force=force)
         results.put((job, (summary, evaluated), None))
@@ -64,8 +65,11 @@ def _base_worker(cfg, force: bool, eval_gate, results: queue.Queue) -> None:
         results.put((BASE, None, exc))
 
 
-def start_jobs(cfg, arms: list[Arm], force: bool) -> tuple[list[tuple[str, Arm]], queue.Queue]:
-    """Start the base model's thread and one per (role, arm); returns the (role, arm) jobs and the results queue."""
+def start_jobs(cfg, arms: list[Arm], force: bool, steps=None) -> tuple[list[tuple[str, Arm]], queue.Queue]:
+    """Start the base model's thread and one per (role, arm); returns the (role, arm) jobs and the results queue.
+
+    ``steps`` (a ``progress.StepRelay``) receives every training step, keyed by (role, arm name).
+    """
     jobs = [(role, arm) for role in cfg.roles.names for arm in arms]
     slots = min(training_slots(arm.config(cfg), len(jobs)) for arm in arms)
     log.info("training up to %d run(s) at once", slots)
@@ -73,6 +77,6 @@ def start_jobs(cfg, arms: list[Arm], force: bool) -> tuple[list[tuple[str, Arm]]
     queued: queue.Queue = queue.Queue()
     threading.Thread(target=_base_worker, args=(cfg, force, eval_gate, queued), daemon=True).start()
     for role, arm in jobs:
-        args = (cfg, role, arm, force, train_gate, eval_gate, queued)
+        args = (cfg, role, arm, force, train_gate, eval_gate, queued, steps)
         threading.Thread(target=_arm_worker, args=args, daemon=True).start()
     return jobs, queued

@@ -9,7 +9,13 @@ adds what is missing (params, metric steps, artefacts).
 Where the store lives: ``tracking.mlflow_uri`` from the config, else the
 ``MLFLOW_TRACKING_URI`` environment variable, else a sqlite database at
 ``<experiment_dir>/mlflow.db`` (an absolute path; artefacts beside it in
-``mlartifacts/``).
+``mlartifacts/``). The experiment is tagged as model training
+(``mlflow.experimentKind``), so MLflow 3's UI lists it with its runs and
+charts, not as a GenAI app with an empty traces page.
+
+Metric names are grouped by prefix: ``train/`` (per-step curves and the
+run's summary), ``rds/`` (scoring), ``eval/`` (evaluation figures); the
+parent run of ``run`` adds ``base/``, ``arm/<name>/``, ``delta/<name>/``.
 
 Nothing secret reaches the store: params, tag values and text artefacts pass
 through :mod:`sarft_ray.secrets` (URL credentials and registered key values
@@ -33,6 +39,9 @@ from sarft_ray.secrets import REDACTED, is_secret_key, redact_text, redact_tree,
 log = logging.getLogger(__name__)
 
 KEY_TAG = "sarft.key"
+# MLflow 3's UI opens an experiment by its kind; without one it shows the GenAI (traces) view
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
 KIND_TAG = "sarft.kind"
 PARENT_TAG = "mlflow.parentRunId"
 RUN_NAME_TAG = "mlflow.runName"
@@ -85,10 +94,15 @@ def default_uri(experiment_dir: str | Path) -> str:
 
 
 def ui_hint(uri: str) -> str:
-    """How to look at the runs: the ``mlflow ui`` command for a sqlite store, else the server's address."""
+    """How to look at the runs: the ``mlflow ui`` command for a sqlite store, else the server's address.
+
+    MLflow 3's UI starts in its GenAI view; its sidebar switch (or ``?workflowType=machine_learning``
+    in the page address) shows training runs.
+    """
+    hint = " (MLflow 3: pick 'Machine learning' in the sidebar)"
     if uri.startswith("sqlite:"):
-        return f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000"
-    return f"MLflow at {redact_url(uri)}"
+        return f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000" + hint
+    return f"MLflow at {redact_url(uri)}" + hint
 
 
 def resolve_uri(configured: str | None, experiment_dir: str | Path) -> str:
@@ -110,6 +124,7 @@ class TrackerSpec:
     uri: str
     experiment: str
     artifact_location: str | None = None
+    log_model: str = "adapter"  # tracking.log_model: which trained weights are uploaded
 
     @classmethod
     def from_config(cls, cfg) -> TrackerSpec:
@@ -121,7 +136,7 @@ class TrackerSpec:
         artifacts = None
         if uri.startswith("sqlite:"):  # a server chooses (or proxies) its own artefact store
             artifacts = (Path(cfg.experiment_dir).resolve() / "mlartifacts").as_uri()
-        return cls(uri, cfg.tracking.experiment_name or cfg.experiment, artifacts)
+        return cls(uri, cfg.tracking.experiment_name or cfg.experiment, artifacts, cfg.tracking.log_model)
 
 
 class Tracker:
@@ -143,7 +158,9 @@ class Tracker:
         if found is None:
             try:
                 return self.client.create_experiment(
-                    self.spec.experiment, artifact_location=self.spec.artifact_location
+                    self.spec.experiment,
+                    artifact_location=self.spec.artifact_location,
+                    tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND},
                 )
             except MlflowException:  # created meanwhile by another driver
                 found = self.client.get_experiment_by_name(self.spec.experiment)
@@ -151,6 +168,8 @@ class Tracker:
                     raise
         if found.lifecycle_stage == "deleted":
             self.client.restore_experiment(found.experiment_id)
+        if EXPERIMENT_KIND_TAG not in found.tags:  # made by an earlier version, or by hand: a kind chosen in the UI stays
+            self.client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         return found.experiment_id
 
     # ------------------------------------------------------------------ runs
@@ -174,17 +193,18 @@ class Tracker:
         tags: Mapping[str, str] | None = None,
         reuse: bool = True,
     ) -> str:
-        """The run for ``key`` (found again when ``reuse``, else created), marked RUNNING; returns its id."""
+        """The run for ``key`` (found again when ``reuse``, else created), marked RUNNING and named ``name``; returns its id."""
         run = self.find_run(key, parent_id) if reuse else None
         all_tags = {KEY_TAG: key, KIND_TAG: kind, **{k: redact_text(str(v)) for k, v in (tags or {}).items()}}
+        name = redact_text(name)
         if run is None:
             if parent_id is not None:
                 all_tags[PARENT_TAG] = parent_id
             run = self.client.create_run(self.experiment_id, tags=all_tags, run_name=name)
             return run.info.run_id
         run_id = run.info.run_id
-        if run.info.status != "RUNNING":
-            self.client.update_run(run_id, status="RUNNING")
+        if run.info.status != "RUNNING" or run.info.run_name != name:
+            self.client.update_run(run_id, status="RUNNING", name=name)
         self.set_tags(run_id, {k: v for k, v in all_tags.items() if run.data.tags.get(k) != v})
         return run_id
 
@@ -279,7 +299,10 @@ def _quote(value: str) -> str:
 
 
 def log_training(tracker: Tracker, run_id: str, summary: Mapping[str, Any], step_keys: Iterable[str]) -> None:
-    """Per-step history as ``train/<key>``, end-of-run figures, the summary file and where the weights are."""
+    """Per-step history as ``train/<key>``, end-of-run figures, the summary file, where the weights are and,
+    by ``tracking.log_model``, the weights themselves (``adapter/`` or ``model/``, uploaded once)."""
+    from sarft_ray.orchestration.tracking_results import model_artefacts
+
     tracker.log_history(run_id, summary.get("history", []), step_keys, prefix="train/")
     tracker.log_summary(
         run_id,
@@ -298,11 +321,22 @@ def log_training(tracker: Tracker, run_id: str, summary: Mapping[str, Any], step
         tracker.log_artifact(run_id, Path(summary["run_dir"]) / "summary.json", "train")
         tracker.log_artifact(run_id, Path(summary["run_dir"]) / "config.yaml", "train")
     tracker.log_text(run_id, f"{summary.get('artefact')}\n", "train/artefact_location.txt")
+    for local, artifact_path in model_artefacts(summary, getattr(tracker.spec, "log_model", "adapter")):
+        if not tracker.artifact_names(run_id, artifact_path):  # weights do not change under one run: upload once
+            tracker.log_artifact(run_id, local, artifact_path)
+
+
+ANSWERS_TABLE = "eval/answers.json"
 
 
 def log_evaluation(tracker: Tracker, run_id: str, directory: Path, headline: Mapping[str, Any]) -> None:
-    """Headline figures as metrics; the evaluation tables as artefacts."""
-    tracker.log_summary(run_id, headline)
+    """Headline figures as ``eval/<key>``; the evaluation tables as artefacts; every answer as an MLflow table."""
+    from sarft_ray.orchestration.tracking_results import answers_table
+
+    tracker.log_summary(run_id, headline, prefix="eval/")
     tracker.set_tags(run_id, {"sarft.eval_dir": str(directory)})
     for name in ("table.json", "table.md"):
         tracker.log_artifact(run_id, Path(directory) / name, "eval")
+    # log_table appends to a table that exists: a re-run that finds the same evaluation logs nothing
+    if Path(ANSWERS_TABLE).name not in tracker.artifact_names(run_id, str(Path(ANSWERS_TABLE).parent)):
+        tracker.client.log_table(run_id, answers_table(directory), ANSWERS_TABLE)

@@ -24,7 +24,6 @@ On a multi-node cluster ``output_root`` must be on storage every node can read
 from __future__ import annotations
 
 import logging
-import sys
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -108,7 +107,7 @@ def run_scoring(
 ) -> dict[str, RoleAccumulator]:
     """Score every staged row on the running Ray cluster; write and tally each role's rows."""
     import ray
-    from tqdm import tqdm
+    from sarft_ray.progress import bar as progress_bar
 
     from sarft_ray.capacity import check_stage, scoring_need, stalled
     from sarft_ray.data.roles import role_slug
@@ -132,7 +131,7 @@ def run_scoring(
             **ACTOR_RESTARTS,
         )
     tally = {role: RoleAccumulator(role, role_slug(role)) for role in roles}
-    bar = tqdm(total=staged.total, desc="RDS scoring", unit="sample", disable=not progress, file=sys.stderr)
+    bar = progress_bar(staged.total, "RDS scoring", "sample", enabled=progress)  # on a terminal or with --verbose
     try:
         batches = ds.iter_batches(batch_size=None, batch_format="pyarrow")
         for batch in bounded_batches(batches, stalled(need, "RDS scoring")):

@@ -167,6 +167,7 @@ def train(
         loss, ce, kl_sum, harmful, rows, tokens, micro = totals.tolist()
         metrics = {
             "step": step + 1,
+            "total_steps": plan.total_steps,  # a progress bar's length
             "epoch": plan.epoch_of(step),
             "loss": loss / micro,
             "ce": ce / micro,
