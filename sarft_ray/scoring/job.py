@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sarft_ray.atomic import remove_stale
 from sarft_ray.scoring.store import (
     CHART_NAME,
     SUMMARY_NAME,
@@ -94,6 +95,9 @@ def score_roles(cfg: ExperimentConfig, force: bool = False, progress: bool = Tru
     inputs = scoring_inputs(cfg, prompts, heldout)
     digest = inputs_hash(inputs)
     final = scores_root(cfg) / digest
+    removed = remove_stale(final.parent)  # what a killed run left there: a half-built scores directory
+    if removed:
+        log.info("removed %d leftover(s) of an interrupted run from %s", len(removed), final.parent)
     if is_complete(final) and not force:
         log.info("reusing scores in %s", final)
         return _result(final, reused=True, seconds=time.perf_counter() - started)
