@@ -5,13 +5,13 @@ import torch
 from sarft_ray.errors import SarftError
 from sarft_ray.evaluation.config import GenerationConfig
 from sarft_ray.evaluation.generation import (
-    adapter_fingerprint,
     generate_batch,
     generate_table,
     load_generator,
     settings_hash,
 )
 from sarft_ray.models import ModelConfig, build_tiny_model, build_tiny_tokenizer, format_prompt, save_tiny_model
+from sarft_ray.models.identity import adapter_fingerprint
 from sarft_ray.models.tiny import NO_SYSTEM_TEMPLATE
 
 USERS = ["hi", "a much longer question about many things", "mid length q", "x", "another one", "z z z"]

@@ -74,7 +74,8 @@ def test_random_selection_draws_keep_their_rows():
 
 def test_evaluation_model_hash_is_the_json_digest_it_was():
     from sarft_ray.evaluation.config import EvaluationConfig
-    from sarft_ray.evaluation.generation import adapter_fingerprint, settings_hash
+    from sarft_ray.evaluation.generation import settings_hash
+    from sarft_ray.models.identity import adapter_fingerprint
     from sarft_ray.evaluation.runner import _model_hash
     from sarft_ray.models.config import ModelConfig
 

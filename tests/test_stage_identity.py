@@ -11,8 +11,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
-
 from sarft_ray.config import config_hash, parse_config
 from sarft_ray.hashing import json_digest
 from sarft_ray.models.config import ModelConfig
@@ -48,7 +46,7 @@ def _tree(tmp_path: Path, shared_data: Path, **extra) -> dict:
 
 
 def test_model_fingerprint_of_an_alias_a_directory_and_a_gguf_file(tmp_path, monkeypatch):
-    from sarft_ray.scoring.store import model_fingerprint
+    from sarft_ray.models.identity import model_identity as model_fingerprint  # the scoring store's name for it
 
     _local_model(tmp_path)
     monkeypatch.chdir(tmp_path)
@@ -66,7 +64,8 @@ def test_model_fingerprint_of_an_alias_a_directory_and_a_gguf_file(tmp_path, mon
 
 def test_scores_training_run_and_evaluation_hashes(tmp_path, shared_data):
     from sarft_ray.data import load_role_prompts
-    from sarft_ray.evaluation.runner import _model_hash, _resolve_model
+    from sarft_ray.evaluation.runner import _model_hash
+    from sarft_ray.models.identity import local_ref
     from sarft_ray.scoring.store import experiment_heldout, inputs_hash, scoring_inputs
     from sarft_ray.training.config import TrainingConfig
     from sarft_ray.training.entry import run_hash
@@ -84,7 +83,7 @@ def test_scores_training_run_and_evaluation_hashes(tmp_path, shared_data):
     assert _model_hash(cfg.model, adapter, cfg.evaluation) == "8cfdbb9b0d75"
     _local_model(tmp_path)
     # a local checkpoint is named by its absolute path, however it was spelled
-    resolved = _resolve_model(cfg, str(tmp_path / "model" / ".." / "model"))
+    resolved = local_ref(cfg.model, str(tmp_path / "model" / ".." / "model"))
     assert resolved.ref == str((tmp_path / "model").resolve())
     absolute = ModelConfig(ref=str((tmp_path / "model").resolve()))
     assert _model_hash(resolved, None, cfg.evaluation) == _model_hash(absolute, None, cfg.evaluation)
@@ -111,9 +110,14 @@ def test_judge_ids_and_verdict_cache_keys():
     assert cache_key("j", JudgeItem("p", "r é")) == "0bb2591c618730770949b29f2d5a76aac8472fed08c4996bd0e16022117dcdfe"
 
 
-@pytest.mark.parametrize("text, expected", [("hello", "distill-2cf24dba5fb0a30e")])
-def test_distilled_item_ids(text, expected):
+def test_distilled_item_ids_and_gguf_cache_names(tmp_path):
     import hashlib
 
-    # the formula the stage used; item ids find stored answers again
-    assert f"distill-{hashlib.sha256(text.encode()).hexdigest()[:16]}" == expected
+    from sarft_ray.alignment.stage import distill_item_id
+    from sarft_ray.models.loading import gguf_cache_name
+
+    assert distill_item_id("hello") == "distill-2cf24dba5fb0a30e"
+    _local_model(tmp_path)
+    path = tmp_path / "m.gguf"
+    key = hashlib.sha256(f"{path.resolve()}|4|{FIXED_NS}".encode()).hexdigest()[:16]  # the formula it replaced
+    assert gguf_cache_name(path) == f"gguf-m-{key}"

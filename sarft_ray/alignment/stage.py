@@ -18,7 +18,6 @@ and RoleBench SPE questions. Each step's output is cached, so a re-run resumes.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -31,6 +30,9 @@ from sarft_ray.errors import SarftError
 
 log = logging.getLogger(__name__)
 
+# Training settings that change only how fast the aligned model is made (training.entry leaves them out of a
+# run's hash too); added after stored alignments were named, so left out of the alignment's hash.
+SPEED_ONLY_TRAINING_FIELDS = ("attn_implementation", "gradient_checkpointing")
 CHECK_KEYS = ("advbench_rr", "beavertails_rr", "benign_rr", "rolebench_spe_rouge_l_first")
 
 
@@ -100,13 +102,17 @@ def build_rows(cfg) -> tuple[list[dict], object]:
 
 
 def alignment_inputs(cfg) -> dict:
-    from sarft_ray.scoring.store import file_digest, model_fingerprint
+    from sarft_ray.hashing import file_digest
+    from sarft_ray.models.identity import model_identity
 
     harmful, benign = _sources(cfg)
     return {
         "format_version": 1,
-        "model": model_fingerprint(cfg.model),
-        "alignment": cfg.alignment.model_dump(mode="json", exclude={"harmful_source", "benign_source", "check"}),
+        "model": model_identity(cfg.model),
+        "alignment": cfg.alignment.model_dump(
+            mode="json",
+            exclude={"harmful_source": True, "benign_source": True, "check": True, "training": set(SPEED_ONLY_TRAINING_FIELDS)},
+        ),
         "beavertails_split": cfg.evaluation.beavertails_split.model_dump(mode="json", exclude={"use"}),
         "files": [file_digest(harmful), file_digest(benign)],
         "excluded": sorted(excluded_questions(cfg)),
@@ -117,11 +123,18 @@ def distill_dir(cfg) -> Path:
     """Where the unaligned model's answers are kept: by model and decoding settings only, so that
     changing the alignment's training settings or data sizes reuses every answer already made."""
     from sarft_ray.config import config_hash
-    from sarft_ray.scoring.store import model_fingerprint
+    from sarft_ray.models.identity import model_identity
 
     generation = cfg.evaluation.generation.model_dump(mode="json", include={"max_prompt_tokens"})
-    key = config_hash(model_fingerprint(cfg.model), cfg.alignment.distill_max_new_tokens, generation)
+    key = config_hash(model_identity(cfg.model), cfg.alignment.distill_max_new_tokens, generation)
     return Path(cfg.experiment_dir) / "align" / f"distill-{key}"
+
+
+def distill_item_id(instruction: str) -> str:
+    """The item id of an instruction to distil: its hash, so answers are found again whatever the order."""
+    from sarft_ray.hashing import text_digest
+
+    return f"distill-{text_digest(instruction, 16)}"
 
 
 def distill(cfg, instructions: list[str], directory: Path) -> pa.Table:
@@ -129,8 +142,8 @@ def distill(cfg, instructions: list[str], directory: Path) -> pa.Table:
     from sarft_ray.evaluation.benchmarks import ITEM_SCHEMA
     from sarft_ray.evaluation.runner import generate_all
 
-    rows = [  # the item id is the instruction's hash, so answers are found again whatever the order
-        {"benchmark": "distill", "item_id": f"distill-{hashlib.sha256(text.encode()).hexdigest()[:16]}", "role": None,
+    rows = [
+        {"benchmark": "distill", "item_id": distill_item_id(text), "role": None,
          "category": None, "goal": text, "user": text, "system": None, "references": []}
         for text in instructions
     ]

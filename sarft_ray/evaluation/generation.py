@@ -15,7 +15,7 @@ import torch
 
 from sarft_ray.errors import SarftError
 from sarft_ray.evaluation.config import GenerationConfig
-from sarft_ray.hashing import text_digest, tree_digest
+from sarft_ray.hashing import text_digest
 from sarft_ray.models import ModelConfig, format_prompt, load_model_and_tokenizer
 
 OUTPUT_FIELDS = [
@@ -31,13 +31,6 @@ OUTPUT_FIELDS = [
 def settings_hash(cfg: GenerationConfig) -> str:
     """Hash of every decoding setting (batch size included: padding can shift fp results)."""
     return text_digest(cfg.model_dump_json(), 12)
-
-
-def adapter_fingerprint(adapter: str | Path | None) -> str | None:
-    """Content hash of an adapter directory, so a retrained adapter at the same path is new."""
-    if adapter is None:
-        return None
-    return tree_digest(adapter, 16)
 
 
 def load_generator(model_cfg: ModelConfig, adapter: str | Path | None = None, device: str = "cpu"):

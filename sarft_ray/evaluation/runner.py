@@ -27,11 +27,12 @@ import pyarrow.parquet as pq
 
 from sarft_ray.evaluation import report
 from sarft_ray.evaluation.benchmarks import ITEM_SCHEMA, build_items, is_safety, jailbreaks_by_benchmark
-from sarft_ray.evaluation.generation import OUTPUT_FIELDS, adapter_fingerprint, settings_hash
+from sarft_ray.evaluation.generation import OUTPUT_FIELDS, settings_hash
 from sarft_ray.evaluation.jailbreaks import reply_readings
 from sarft_ray.evaluation.judges import JudgeItem, VerdictCache, build_judge, combine_readings, judge_cached, preflight
 from sarft_ray.evaluation.metrics import rouge_l_first, rouge_l_max
 from sarft_ray.hashing import json_digest
+from sarft_ray.models.identity import adapter_fingerprint, local_ref, model_identity
 from sarft_ray.preflight import check_adapter_dir
 from sarft_ray.secrets import register_config_secrets
 
@@ -50,14 +51,6 @@ class EvalResult:
 
 def _key(row: dict) -> tuple:
     return tuple(row[k] for k in KEY)
-
-
-def _resolve_model(cfg, model: str | None):
-    model_cfg = cfg.model if model is None else cfg.model.model_copy(update={"ref": model})
-    path = Path(model_cfg.ref).expanduser()
-    if path.exists():  # hash local checkpoints by absolute path, however they were spelled
-        model_cfg = model_cfg.model_copy(update={"ref": str(path.resolve())})
-    return model_cfg
 
 
 def _load_previous(path: Path) -> dict[tuple, dict]:
@@ -194,7 +187,7 @@ def evaluate_model(
 
         cfg = starting_config(cfg)
     ev = cfg.evaluation
-    model_cfg = _resolve_model(cfg, model)
+    model_cfg = local_ref(cfg.model, model)
     adapter_path = None
     if adapter is not None:  # checked before its contents are hashed: a wrong directory fails at once
         adapter_path = check_adapter_dir(adapter)
@@ -248,5 +241,6 @@ def evaluate_model(
 
 
 def _model_hash(model_cfg, adapter: Path | None, ev) -> str:
-    parts = [model_cfg.model_dump(mode="json"), adapter_fingerprint(adapter), settings_hash(ev.generation)]
+    """The evaluation directory's name: the model as configured, the adapter's content, the decoding settings."""
+    parts = [model_identity(model_cfg, weights=False), adapter_fingerprint(adapter), settings_hash(ev.generation)]
     return json_digest(parts, 12)

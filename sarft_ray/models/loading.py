@@ -12,7 +12,6 @@ References, in the order they are tried:
 from __future__ import annotations
 
 import difflib
-import hashlib
 import logging
 import os
 import shutil
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sarft_ray.errors import SarftError
+from sarft_ray.hashing import text_digest
 from sarft_ray.models.chat import require_chat_template, set_no_system_prompt
 from sarft_ray.models.config import ModelConfig
 from sarft_ray.paths import cache_dir
@@ -108,6 +108,12 @@ def dequantize_gguf(gguf_file: Path, target: Path) -> None:
     tokenizer.save_pretrained(target)
 
 
+def gguf_cache_name(path: Path) -> str:
+    """The cache directory of a dequantized ``.gguf`` file: its name, plus a hash of its absolute path, size and time."""
+    stat = path.stat()
+    return f"gguf-{path.stem}-{text_digest(f'{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}', 16)}"
+
+
 def resolve_model_dir(ref: str) -> str:
     """Return a local directory (or a hub id) that ``from_pretrained`` can load."""
     if ref == "smollm2-135m-instruct":
@@ -123,9 +129,7 @@ def resolve_model_dir(ref: str) -> str:
         return str(_cache_checkpoint(cache_dir() / "models" / "tiny-random", save_tiny_model))
     path = Path(ref).expanduser()
     if path.is_file() and path.suffix == ".gguf":
-        stat = path.stat()
-        key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
-        target = cache_dir() / "models" / f"gguf-{path.stem}-{key}"
+        target = cache_dir() / "models" / gguf_cache_name(path)
         return str(_cache_checkpoint(target, lambda tmp: dequantize_gguf(path.resolve(), tmp)))
     if path.is_dir():
         if not (path / "config.json").exists():

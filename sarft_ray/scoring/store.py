@@ -48,28 +48,6 @@ CHART_NAME = "harmful_fraction.png"
 PART_NAME = "part-0.parquet"
 
 
-def model_fingerprint(model_cfg) -> dict:
-    """The model reference plus, for local files, what changes when the weights do."""
-    from sarft_ray.models.loading import ALIASES
-
-    out = model_cfg.model_dump(mode="json")
-    path = Path(model_cfg.ref).expanduser()
-    if model_cfg.ref in ALIASES or not path.exists():
-        return out
-    if path.is_file():
-        stat = path.stat()
-        out["file"] = [path.stat().st_size, stat.st_mtime_ns]
-        return out
-    config = path / "config.json"
-    out["config_sha256"] = file_digest(config) if config.exists() else None
-    out["weights"] = sorted(
-        [p.name, p.stat().st_size, p.stat().st_mtime_ns]
-        for p in path.iterdir()
-        if p.suffix in (".safetensors", ".bin", ".pt", ".gguf")
-    )
-    return out
-
-
 def experiment_heldout(cfg: ExperimentConfig) -> HeldOutQuestions:
     """The questions this experiment's evaluation asks, which its training corpus must not hold."""
     from sarft_ray.evaluation.benchmarks import heldout_questions
@@ -79,13 +57,14 @@ def experiment_heldout(cfg: ExperimentConfig) -> HeldOutQuestions:
 
 def scoring_inputs(cfg: ExperimentConfig, prompts: dict, heldout: HeldOutQuestions) -> dict:
     """Everything that determines the stored scores, as JSON-able data."""
+    from sarft_ray.models.identity import model_identity
     from sarft_ray.models.loading import dtype_name
 
     corpus = cfg.roles.corpus
     scoring = cfg.scoring
     return {
         "format_version": FORMAT_VERSION,
-        "model": model_fingerprint(cfg.model),
+        "model": model_identity(cfg.model),
         "precision": {"device": scoring.device, "dtype": dtype_name(cfg.model.dtype, scoring.device)},
         "roles": list(cfg.roles.names),
         "corpus": {
