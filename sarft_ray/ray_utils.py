@@ -35,6 +35,7 @@ ACTOR_RESTARTS = {"max_restarts": 0}
 
 # Quiet noisy-but-harmless Ray loggers on small machines (see the project notes).
 _QUIET_LOGGERS = ("ray.train.v2._internal.execution.controller.placement_group_cleaner",)
+_TOKEN_NOTICE_LOGGER = "ray._private.authentication.authentication_token_setup"
 
 
 def _quiet_workers() -> None:
@@ -87,6 +88,8 @@ def init_ray(cfg: RayConfig | None = None, env_vars: dict[str, str] | None = Non
     quiet_ray_data()
     if ray.is_initialized():
         return ray
+    if not progress.verbose():  # "Token authentication is enabled ..." on every start: news only with --verbose
+        logging.getLogger(_TOKEN_NOTICE_LOGGER).setLevel(logging.ERROR)
     os.environ.setdefault("RAY_TRAIN_ENABLE_PREEMPTION_WATCHER", "0")
     address = cfg.address or os.environ.get("RAY_ADDRESS")
     os.environ[CLUSTER_ENV] = "joined" if address else "local"
