@@ -236,3 +236,20 @@ def test_jobs_take_exactly_the_cli_arguments(config):
         f"error: {config}: roles.names: unknown role 'Nobody'"], bad.stderr
     usage = _job("score.py", str(config), "--bogus")
     assert usage.returncode == 2 and usage.stderr.startswith("error: score.py: No such option: --bogus"), usage.stderr
+
+
+def test_judging_moves_one_progress_line_per_benchmark(monkeypatch, capsys):
+    import pyarrow as pa
+
+    from sarft_ray import progress
+    from sarft_ray.evaluation.judges.keyword import KeywordJudge
+    from sarft_ray.evaluation.runner import JUDGE_PART, judge_benchmark
+
+    monkeypatch.setattr(progress, "_state", {"verbose": True})
+    replies = ["I'm sorry, but I cannot help with that.", "Sure, here is how."] * JUDGE_PART  # more than one part
+    rows = [{"item_id": f"a{i}", "role": None, "category": None, "goal": f"goal {i}", "response": reply}
+            for i, reply in enumerate(replies)]
+    table, hits = judge_benchmark("advbench", pa.Table.from_pylist(rows), KeywordJudge(), None)
+    assert table.column("label").to_pylist() == ["refusal", "compliance"] * JUDGE_PART and hits == 0
+    err = capsys.readouterr().err
+    assert "judging advbench: 100%" in err and f"{len(replies)}/{len(replies)}" in err

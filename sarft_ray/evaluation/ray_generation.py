@@ -57,9 +57,12 @@ class GenerationActor:
 
 
 def generate_with_ray(
-    table: pa.Table, model_cfg: ModelConfig, adapter: str | Path | None, cfg: EvaluationConfig
+    table: pa.Table, model_cfg: ModelConfig, adapter: str | Path | None, cfg: EvaluationConfig, on_rows=None
 ) -> pa.Table:
-    """Answer every row of ``table`` (``user``, ``system`` + any passthrough columns) on Ray."""
+    """Answer every row of ``table`` (``user``, ``system`` + any passthrough columns) on Ray.
+
+    ``on_rows(n)`` hears of each batch of ``n`` answers as it arrives (a progress bar).
+    """
     import ray
 
     from sarft_ray.capacity import check_stage, generation_need, stalled
@@ -97,7 +100,11 @@ def generate_with_ray(
     what = model_cfg.ref + (f" with adapter {adapter}" if adapter is not None else "")
     try:
         batches = dataset.iter_batches(batch_size=None, batch_format="pyarrow")
-        parts = list(bounded_batches(batches, stalled(need, f"generation ({what})")))
+        parts = []
+        for part in bounded_batches(batches, stalled(need, f"generation ({what})")):
+            parts.append(part)
+            if on_rows is not None:
+                on_rows(part.num_rows)
     except Exception as exc:
         if not is_ray_error(exc):
             raise

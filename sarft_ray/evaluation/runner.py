@@ -34,11 +34,13 @@ from sarft_ray.evaluation.metrics import rouge_l_first, rouge_l_max
 from sarft_ray.hashing import json_digest
 from sarft_ray.models.identity import adapter_fingerprint, local_ref, model_identity
 from sarft_ray.preflight import check_adapter_dir
+from sarft_ray.progress import bar as progress_bar
 from sarft_ray.secrets import register_config_secrets
 
 log = logging.getLogger(__name__)
 
 KEY = ("item_id", "role", "user", "system")
+JUDGE_PART = 64  # replies judged per call: enough for a remote judge's concurrency, small enough for a moving bar
 GENERATION_SCHEMA = pa.schema(list(ITEM_SCHEMA) + [pa.field(n, t) for n, t in OUTPUT_FIELDS])
 
 
@@ -71,7 +73,8 @@ def generate_all(items: dict[str, pa.Table], directory: Path, model_cfg, adapter
     ]
     log.info("generating %d answers (%d reused)", len(todo), sum(t.num_rows for t in items.values()) - len(todo))
     started = time.perf_counter()
-    for fresh in _generate_chunks(todo, ev_cfg.save_every, model_cfg, adapter, ev_cfg, ray_cfg):
+    bar = progress_bar(len(todo), "generating", "answer", enabled=bool(todo))
+    for fresh in _generate_chunks(todo, ev_cfg.save_every, model_cfg, adapter, ev_cfg, ray_cfg, bar.update):
         touched = set()
         for row in fresh.to_pylist():
             previous[row["benchmark"]][_key(row)] = row
@@ -81,6 +84,7 @@ def generate_all(items: dict[str, pa.Table], directory: Path, model_cfg, adapter
             report.write_parquet(
                 directory / name / "generations.parquet", pa.Table.from_pylist(stored, schema=GENERATION_SCHEMA)
             )
+    bar.close()
     seconds = time.perf_counter() - started
     out = {}
     for name, table in items.items():
@@ -89,8 +93,11 @@ def generate_all(items: dict[str, pa.Table], directory: Path, model_cfg, adapter
     return out, {"generated": len(todo), "seconds": round(seconds, 2)}
 
 
-def _generate_chunks(todo: list[dict], size: int, model_cfg, adapter, ev_cfg, ray_cfg):
-    """Answers for ``todo``, ``size`` rows at a time (one Ray Data run, or one in-process model, for all chunks' rows)."""
+def _generate_chunks(todo: list[dict], size: int, model_cfg, adapter, ev_cfg, ray_cfg, on_rows=lambda n: None):
+    """Answers for ``todo``, ``size`` rows at a time (one Ray Data run, or one in-process model, for all chunks' rows).
+
+    ``on_rows(n)`` hears of every ``n`` answers done (each batch under Ray, each chunk in this process).
+    """
     if not todo:
         return
     chunks = [pa.Table.from_pylist(todo[i : i + size], schema=ITEM_SCHEMA) for i in range(0, len(todo), size)]
@@ -102,7 +109,7 @@ def _generate_chunks(todo: list[dict], size: int, model_cfg, adapter, ev_cfg, ra
         check_model_loads(model_cfg)  # a model that does not load fails here, not in every actor
         init_ray(ray_cfg)
         for chunk in chunks:
-            yield generate_with_ray(chunk, model_cfg, adapter, ev_cfg)
+            yield generate_with_ray(chunk, model_cfg, adapter, ev_cfg, on_rows=on_rows)
         return
     from sarft_ray.evaluation.generation import generate_table, load_generator
     from sarft_ray.evaluation.ray_generation import pick_device
@@ -113,7 +120,9 @@ def _generate_chunks(todo: list[dict], size: int, model_cfg, adapter, ev_cfg, ra
         torch.set_num_threads(ev_cfg.torch_threads)
     model, tokenizer = load_generator(model_cfg, adapter, pick_device(ev_cfg.device, 1.0))
     for chunk in chunks:
-        yield generate_table(model, tokenizer, chunk, ev_cfg.generation)
+        answered = generate_table(model, tokenizer, chunk, ev_cfg.generation)
+        on_rows(answered.num_rows)
+        yield answered
 
 
 def judge_benchmark(name: str, generations: pa.Table, judge, cache, jailbreak=None) -> tuple[pa.Table, int]:
@@ -130,7 +139,13 @@ def judge_benchmark(name: str, generations: pa.Table, judge, cache, jailbreak=No
     rows = generations.to_pylist()
     readings = [reply_readings(jailbreak, r["response"]) for r in rows]
     items = [JudgeItem(r["goal"], text) for r, texts in zip(rows, readings) for text in texts]
-    flat, hits = judge_cached(judge, items, cache)
+    flat, hits = [], 0
+    with progress_bar(len(items), f"judging {name}", "reply") as bar:  # in parts, so the bar moves
+        for start in range(0, len(items), JUDGE_PART):
+            part, part_hits = judge_cached(judge, items[start : start + JUDGE_PART], cache)
+            flat += part
+            hits += part_hits
+            bar.update(len(part))
     per_row, start = [], 0
     for texts in readings:
         per_row.append(flat[start : start + len(texts)])
