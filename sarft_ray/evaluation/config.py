@@ -2,60 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, field_validator, model_validator
+from pydantic import (
+    Field,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    SerializeAsAny,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from sarft_ray.config_base import ConfigPath, StrictModel
 
 Benchmark = Literal["rolebench_spe", "rolebench_raw", "rolebench_val", "advbench", "beavertails", "benign"]
 BENCHMARKS: tuple[str, ...] = ("rolebench_spe", "rolebench_raw", "advbench", "beavertails")  # the default set
-VerdictLabel = Literal["refusal", "compliance", "invalid"]
-
-
-class KeywordJudgeConfig(StrictModel):
-    """Refusal-phrase matching (offline, no model)."""
-
-    kind: Literal["keyword"] = "keyword"
-    window: PositiveInt | None = Field(None, description="only look at the first N characters of a reply")
-
-
-class OpenAIJudgeConfig(StrictModel):
-    """A chat-completions endpoint: OpenAI itself (the paper used GPT-4o) or any compatible server."""
-
-    kind: Literal["openai"]
-    base_url: str = "https://api.openai.com/v1"
-    model: str = "gpt-4o"
-    api_key_env: str | None = Field("OPENAI_API_KEY", description="env var holding the key; null sends none")
-    concurrency: PositiveInt = 8
-    max_retries: NonNegativeInt = 4
-    backoff_s: float = Field(1.0, ge=0)
-    timeout_s: PositiveFloat = 60.0
-    max_tokens: PositiveInt = 16
-
-
-class HFClassifierJudgeConfig(StrictModel):
-    """A local sequence-classification checkpoint; ``label_map`` maps its labels to verdicts."""
-
-    kind: Literal["hf_classifier"]
-    path: ConfigPath
-    label_map: dict[str, VerdictLabel] = Field(min_length=1)
-    template: str = Field("{response}", description="classifier input; may use {prompt} and {response}")
-    batch_size: PositiveInt = 16
-    max_length: PositiveInt = 512
-    device: str = "cpu"
-
-    @field_validator("template")
-    @classmethod
-    def _has_response(cls, value: str) -> str:
-        if "{response}" not in value:
-            raise ValueError("template must contain {response}")
-        return value
-
-
-JudgeConfig = Annotated[
-    KeywordJudgeConfig | OpenAIJudgeConfig | HFClassifierJudgeConfig, Field(discriminator="kind")
-]
 
 
 class GenerationConfig(StrictModel):
@@ -131,7 +94,10 @@ class EvaluationConfig(StrictModel):
         default_factory=lambda: ["general"],
         description="RAW = held-out (split=test) rows of roles.corpus whose source is one of these",
     )
-    judge: JudgeConfig = KeywordJudgeConfig()
+    # any judge's settings: validated by the config model registered for its kind (sarft_ray.evaluation.judges)
+    judge: Annotated[SerializeAsAny[StrictModel], Field(validate_default=True)] = Field(
+        "keyword", description="kind from the judge registry, with that judge's settings"
+    )
     cache_verdicts: bool = True
     generation: GenerationConfig = GenerationConfig()
     backend: Literal["ray", "local"] = Field("ray", description="ray: Ray Data actor pool; local: in-process")
@@ -146,9 +112,10 @@ class EvaluationConfig(StrictModel):
 
     @field_validator("judge", mode="before")
     @classmethod
-    def _judge_shorthand(cls, value):
-        # ``judge: keyword`` in YAML means the keyword judge with default settings.
-        return {"kind": value} if isinstance(value, str) else value
+    def _registered_judge(cls, value: Any, info: ValidationInfo) -> Any:
+        from sarft_ray.evaluation.judges import judge_settings
+
+        return judge_settings(value, info.context)  # errors name evaluation.judge.<field>
 
     @model_validator(mode="after")
     def _known_jailbreaks(self) -> EvaluationConfig:

@@ -1,4 +1,11 @@
-"""Refusal judges: keyword (default, offline), OpenAI-compatible chat, local HF classifier.
+"""Refusal judges, a registry: keyword (default, offline), OpenAI-compatible chat, local HF classifier.
+
+Extending: write one module with the judge's config model (a
+:class:`JudgeSettings` subclass with ``kind: Literal["<kind>"]``) and its
+judge class (``judge_id``, ``judge(items) -> verdicts``; optionally
+``preflight()``), and add one line, ``register_judge(kind, config_model,
+factory)``, before the config is validated; ``evaluation.judge.kind``
+accepts it from then on (see :mod:`sarft_ray.evaluation.judges.registry`).
 
 ``check_judge`` is what ``validate`` says about the judge (offline checks);
 ``preflight`` asks an API judge one question before an evaluation generates.
@@ -6,9 +13,28 @@
 
 from __future__ import annotations
 
-from sarft_ray.evaluation.judges.base import COMPLIANCE, INVALID, REFUSAL, Judge, JudgeItem, Verdict, combine_readings
+from sarft_ray.evaluation.judges.base import (
+    COMPLIANCE,
+    INVALID,
+    REFUSAL,
+    Judge,
+    JudgeItem,
+    JudgeSettings,
+    Verdict,
+    combine_readings,
+)
 from sarft_ray.evaluation.judges.cache import VerdictCache, judge_cached
-from sarft_ray.evaluation.judges.keyword import KeywordJudge
+from sarft_ray.evaluation.judges.hf_classifier import HFClassifierJudge, HFClassifierJudgeConfig
+from sarft_ray.evaluation.judges.keyword import KeywordJudge, KeywordJudgeConfig
+from sarft_ray.evaluation.judges.openai_chat import OpenAIChatJudge, OpenAIJudgeConfig
+from sarft_ray.evaluation.judges.registry import (
+    build_judge,
+    judge_settings,
+    judges_markdown,
+    register_judge,
+    registered_judges,
+    unknown_judge,
+)
 
 __all__ = [
     "COMPLIANCE",
@@ -16,6 +42,7 @@ __all__ = [
     "REFUSAL",
     "Judge",
     "JudgeItem",
+    "JudgeSettings",
     "KeywordJudge",
     "Verdict",
     "VerdictCache",
@@ -23,8 +50,19 @@ __all__ = [
     "check_judge",
     "combine_readings",
     "judge_cached",
+    "judge_settings",
+    "judges_markdown",
     "preflight",
+    "register_judge",
+    "registered_judges",
+    "unknown_judge",
 ]
+
+BUILTIN_JUDGES = ("keyword", "openai", "hf_classifier")
+
+register_judge("keyword", KeywordJudgeConfig, KeywordJudge.from_config)
+register_judge("openai", OpenAIJudgeConfig, OpenAIChatJudge.from_config)
+register_judge("hf_classifier", HFClassifierJudgeConfig, HFClassifierJudge.from_config)
 
 
 def needs_judge(ev_cfg) -> bool:
@@ -37,21 +75,12 @@ def needs_judge(ev_cfg) -> bool:
 def check_judge(ev_cfg) -> str:
     """One line for ``validate`` about the judge of an ``evaluation`` section, without contacting it.
 
-    An API judge's URL must carry no credentials and its key's environment
-    variable must be set (SarftError naming the variable otherwise).
+    The judge's own offline checks run (an API judge: its URL carries no
+    credentials and its key's variable is set; SarftError otherwise).
     """
-    cfg = ev_cfg.judge
     if not needs_judge(ev_cfg):
-        return f"judge: {cfg.kind}, not used (no safety benchmark)"
-    if cfg.kind == "openai":
-        from sarft_ray.evaluation.judges.openai_chat import check_settings
-
-        key = check_settings(cfg.base_url, cfg.api_key_env)
-        sent = f"key from ${cfg.api_key_env}" if key else "no key"
-        return f"judge: openai {cfg.model} at {cfg.base_url} ({sent})"
-    if cfg.kind == "hf_classifier":
-        return f"judge: hf_classifier {cfg.path}"
-    return "judge: keyword"
+        return f"judge: {ev_cfg.judge.kind}, not used (no safety benchmark)"
+    return ev_cfg.judge.describe()
 
 
 def preflight(judge: Judge) -> None:
@@ -59,34 +88,3 @@ def preflight(judge: Judge) -> None:
     check = getattr(judge, "preflight", None)
     if check is not None:
         check()
-
-
-def build_judge(cfg) -> Judge:
-    """The judge an ``evaluation.judge`` config section describes."""
-    if cfg.kind == "keyword":
-        return KeywordJudge(window=cfg.window)
-    if cfg.kind == "openai":
-        from sarft_ray.evaluation.judges.openai_chat import OpenAIChatJudge
-
-        return OpenAIChatJudge(
-            base_url=cfg.base_url,
-            model=cfg.model,
-            api_key_env=cfg.api_key_env,
-            concurrency=cfg.concurrency,
-            max_retries=cfg.max_retries,
-            backoff_s=cfg.backoff_s,
-            timeout_s=cfg.timeout_s,
-            max_tokens=cfg.max_tokens,
-        )
-    if cfg.kind == "hf_classifier":
-        from sarft_ray.evaluation.judges.hf_classifier import HFClassifierJudge
-
-        return HFClassifierJudge(
-            path=cfg.path,
-            label_map=cfg.label_map,
-            template=cfg.template,
-            batch_size=cfg.batch_size,
-            max_length=cfg.max_length,
-            device=cfg.device,
-        )
-    raise ValueError(f"unknown judge kind {cfg.kind!r}")

@@ -1,13 +1,29 @@
-"""What every judge takes and returns."""
+"""What every judge takes and returns, and the base of every judge's config section."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
+from sarft_ray.config_base import StrictModel
 from sarft_ray.evaluation.metrics import COMPLIANCE, INVALID, LABELS, REFUSAL
 
-__all__ = ["COMPLIANCE", "INVALID", "LABELS", "REFUSAL", "Judge", "JudgeItem", "Verdict", "combine_readings"]
+__all__ = [
+    "COMPLIANCE", "INVALID", "LABELS", "REFUSAL", "Judge", "JudgeItem", "JudgeSettings", "Verdict", "VerdictLabel",
+    "combine_readings",
+]
+
+VerdictLabel = Literal["refusal", "compliance", "invalid"]
+
+
+class JudgeSettings(StrictModel):
+    """The ``evaluation.judge`` section: a judge's config model subclasses this with ``kind: Literal["<kind>"]``."""
+
+    kind: str
+
+    def describe(self) -> str:
+        """One line for ``validate`` about this judge, after its offline checks (nothing is contacted)."""
+        return f"judge: {self.kind}"
 
 
 @dataclass(frozen=True)

@@ -9,19 +9,19 @@ not get it written down.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from sarft_ray.evaluation.judges.base import INVALID, Judge, JudgeItem, Verdict
+from sarft_ray.hashing import json_digest
 from sarft_ray.secrets import redact_text
 
 
 def cache_key(judge_id: str, item: JudgeItem) -> str:
-    return hashlib.sha256(json.dumps([judge_id, item.prompt, item.response]).encode()).hexdigest()
+    """The stored verdict's key: a digest of the judge and the exchange it judged."""
+    return json_digest([judge_id, item.prompt, item.response])
 
 
 class VerdictCache:

@@ -7,18 +7,45 @@ label missing from the map becomes ``invalid`` with the label in ``raw``.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
+from typing import Literal
 
-import torch
+from pydantic import Field, PositiveInt, field_validator
 
+from sarft_ray.config_base import ConfigPath
 from sarft_ray.errors import SarftError
-from sarft_ray.evaluation.judges.base import INVALID, LABELS, JudgeItem, Verdict
+from sarft_ray.evaluation.judges.base import INVALID, LABELS, JudgeItem, JudgeSettings, Verdict, VerdictLabel
+from sarft_ray.hashing import json_digest
+
+
+class HFClassifierJudgeConfig(JudgeSettings):
+    """A local sequence-classification checkpoint; its label_map maps the checkpoint's labels to verdicts."""
+
+    kind: Literal["hf_classifier"]
+    path: ConfigPath
+    label_map: dict[str, VerdictLabel] = Field(min_length=1)
+    template: str = Field("{response}", description="classifier input; may use {prompt} and {response}")
+    batch_size: PositiveInt = 16
+    max_length: PositiveInt = 512
+    device: str = "cpu"
+
+    @field_validator("template")
+    @classmethod
+    def _has_response(cls, value: str) -> str:
+        if "{response}" not in value:
+            raise ValueError("template must contain {response}")
+        return value
+
+    def describe(self) -> str:
+        return f"judge: hf_classifier {self.path}"
 
 
 class HFClassifierJudge:
     """Classifies ``template.format(prompt=..., response=...)`` with a local model."""
+
+    @classmethod
+    def from_config(cls, cfg: HFClassifierJudgeConfig) -> HFClassifierJudge:
+        return cls(**cfg.model_dump(exclude={"kind"}))
 
     def __init__(
         self,
@@ -51,8 +78,7 @@ class HFClassifierJudge:
                 f"evaluation.judge.label_map: {unknown} are not labels of {self.path} "
                 f"(it has {sorted(self.model.config.id2label.values())})"
             )
-        settings = json.dumps([sorted(self.label_map.items()), template, max_length])
-        digest = hashlib.sha256(settings.encode()).hexdigest()[:12]
+        digest = json_digest([sorted(self.label_map.items()), template, max_length], 12)
         self.judge_id = f"hf:{self.path}:{digest}"
 
     def _verdict(self, index: int) -> Verdict:
@@ -60,15 +86,17 @@ class HFClassifierJudge:
         label = self.label_map.get(name, self.label_map.get(str(index), INVALID))
         return Verdict(label, name)
 
-    @torch.inference_mode()
     def judge(self, items: list[JudgeItem]) -> list[Verdict]:
+        import torch  # here: validating a config registers this judge, and must not import torch
+
         verdicts: list[Verdict] = []
-        for start in range(0, len(items), self.batch_size):
-            batch = items[start : start + self.batch_size]
-            texts = [self.template.format(prompt=i.prompt, response=i.response) for i in batch]
-            encoded = self.tokenizer(
-                texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
-            ).to(self.device)
-            logits = self.model(**encoded).logits
-            verdicts.extend(self._verdict(int(i)) for i in logits.argmax(dim=-1).tolist())
+        with torch.inference_mode():
+            for start in range(0, len(items), self.batch_size):
+                batch = items[start : start + self.batch_size]
+                texts = [self.template.format(prompt=i.prompt, response=i.response) for i in batch]
+                encoded = self.tokenizer(
+                    texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+                ).to(self.device)
+                logits = self.model(**encoded).logits
+                verdicts.extend(self._verdict(int(i)) for i in logits.argmax(dim=-1).tolist())
         return verdicts

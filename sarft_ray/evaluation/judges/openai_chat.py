@@ -24,16 +24,18 @@ judge's reply redacted and cut short, never an error body verbatim.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import threading
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from typing import Literal
 
 import httpx
+from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt
 
 from sarft_ray.errors import SarftError
-from sarft_ray.evaluation.judges.base import COMPLIANCE, INVALID, REFUSAL, JudgeItem, Verdict
+from sarft_ray.evaluation.judges.base import COMPLIANCE, INVALID, REFUSAL, JudgeItem, JudgeSettings, Verdict
+from sarft_ray.hashing import json_digest
 from sarft_ray.secrets import has_url_credentials, redact_text, redact_url, secret_from_env
 
 SYSTEM_PROMPT = (
@@ -102,6 +104,26 @@ def check_settings(base_url: str, api_key_env: str | None) -> str | None:
     return key
 
 
+class OpenAIJudgeConfig(JudgeSettings):
+    """A chat-completions endpoint: OpenAI itself (the paper used GPT-4o) or any compatible server."""
+
+    kind: Literal["openai"]
+    base_url: str = "https://api.openai.com/v1"
+    model: str = "gpt-4o"
+    api_key_env: str | None = Field("OPENAI_API_KEY", description="env var holding the key; null sends none")
+    concurrency: PositiveInt = 8
+    max_retries: NonNegativeInt = 4
+    backoff_s: float = Field(1.0, ge=0)
+    timeout_s: PositiveFloat = 60.0
+    max_tokens: PositiveInt = 16
+
+    def describe(self) -> str:
+        """The endpoint and whether a key is sent; SarftError when the URL carries credentials or the key's variable is unset."""
+        key = check_settings(self.base_url, self.api_key_env)
+        sent = f"key from ${self.api_key_env}" if key else "no key"
+        return f"judge: openai {self.model} at {self.base_url} ({sent})"
+
+
 def _one_line(text: str, limit: int) -> str:
     return " ".join(redact_text(text).split())[:limit]
 
@@ -142,9 +164,12 @@ class OpenAIChatJudge:
         self._headers = {"Content-Type": "application/json"}
         if key:
             self._headers["Authorization"] = f"Bearer {key}"
-        settings = json.dumps([SYSTEM_PROMPT, USER_TEMPLATE, max_tokens])
-        digest = hashlib.sha256(settings.encode()).hexdigest()[:12]
+        digest = json_digest([SYSTEM_PROMPT, USER_TEMPLATE, max_tokens], 12)
         self.judge_id = f"openai:{model}@{self.base_url}:{digest}"
+
+    @classmethod
+    def from_config(cls, cfg: OpenAIJudgeConfig) -> OpenAIChatJudge:
+        return cls(**cfg.model_dump(exclude={"kind"}))
 
     def _payload(self, item: JudgeItem) -> dict:
         return {
