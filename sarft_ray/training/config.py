@@ -65,6 +65,12 @@ class TrainingConfig(StrictModel):
         default=None, ge=1, description="fault injection: one worker dies once at this step (env SARFT_FAIL_AT_STEP)"
     )
     seed: int = 0
+    attn_implementation: Literal["auto", "eager", "sdpa", "flash_attention_2"] = Field(
+        default="auto", description="attention kernel; auto: flash_attention_2 on CUDA if flash_attn is installed, else sdpa"
+    )
+    gradient_checkpointing: Literal["auto"] | bool = Field(
+        default="auto", description="recompute activations in backward; auto: on for full fine-tuning on a GPU"
+    )
 
     use_system_prompt: bool = Field(default=False, description="prefix the role prompt P_r to training inputs")
     max_source_tokens: int = Field(default=512, ge=1)

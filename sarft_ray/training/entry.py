@@ -33,7 +33,10 @@ log = logging.getLogger(__name__)
 
 # Fields that change how a run is executed but not what it computes: left out of the run hash,
 # so a run restarted with other fault-tolerance settings resumes the same checkpoints.
-OPERATIONAL_FIELDS = ("checkpoint_every", "keep_checkpoints", "max_failures", "fail_at_step", "cpus_per_worker")
+OPERATIONAL_FIELDS = (
+    "checkpoint_every", "keep_checkpoints", "max_failures", "fail_at_step", "cpus_per_worker",
+    "attn_implementation", "gradient_checkpointing",
+)
 
 
 def training_overrides(training: TrainingConfig, source: str, **updates) -> TrainingConfig:
@@ -123,9 +126,12 @@ def train_role(
 
         system_prompt = load_role_prompts(cfg.roles.prompts, [role])[role].role_prompt
 
+    from sarft_ray.models.identity import model_identity
+
     model = cfg.model.model_dump(mode="json")
     digest = table_digest(rows)
-    run_dir = Path(cfg.experiment_dir) / "train" / role_slug(role) / run_hash(model, training, digest, system_prompt, ds_config)
+    identity = model_identity(cfg.model, weights=False)
+    run_dir = Path(cfg.experiment_dir) / "train" / role_slug(role) / run_hash(identity, training, digest, system_prompt, ds_config)
     done = run_dir / "summary.json"
     if done.is_file() and not force:
         log.info("%s: finished run found, not training again", run_dir)

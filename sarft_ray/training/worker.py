@@ -60,8 +60,11 @@ def setup_distributed() -> tuple[int, int, torch.device]:
 
 
 def prepare_trainable(model: torch.nn.Module, cfg: TrainingConfig) -> torch.nn.Module:
-    """LoRA: wrap with an adapter (only it trains). Full: every weight trains."""
+    """LoRA: wrap with an adapter (only it trains). Full: every weight trains. Attention kernel and checkpointing per config."""
+    from sarft_ray.training.compute import apply_compute_settings
+
     model.config.use_cache = False
+    apply_compute_settings(model, cfg.attn_implementation, cfg.gradient_checkpointing, cfg.mode)
     if cfg.mode == "lora":
         from peft import LoraConfig, get_peft_model
 
