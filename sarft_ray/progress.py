@@ -28,8 +28,18 @@ _POLL_S = 0.5  # how often the driver looks for relayed steps
 
 
 def configure(verbose: bool) -> None:
-    """Set once per process by the CLI: ``--verbose`` (or ``--debug``) shows Ray's output and bars in logs."""
+    """Set once per process by the CLI: ``--verbose`` (or ``--debug``) shows Ray's output and bars in logs.
+
+    Without it MLflow's own INFO lines ("Creating initial MLflow database tables...") stay away too:
+    MLflow gives its logger a handler of its own, so the CLI's log level does not reach it.
+    """
+    import os
+
     _state["verbose"] = bool(verbose)
+    if not verbose:
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # read when mlflow is first imported
+        if "mlflow" in sys.modules and os.environ["MLFLOW_LOGGING_LEVEL"].upper() == "WARNING":
+            logging.getLogger("mlflow").setLevel(logging.WARNING)
 
 
 def verbose() -> bool:
