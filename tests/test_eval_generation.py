@@ -5,6 +5,7 @@ import torch
 from sarft_ray.errors import SarftError
 from sarft_ray.evaluation.config import GenerationConfig
 from sarft_ray.evaluation.generation import (
+    DecodeTimer,
     generate_batch,
     generate_table,
     load_generator,
@@ -117,3 +118,14 @@ def test_adapter_errors_and_fingerprint(model_and_adapter, tmp_path):
     assert adapter_fingerprint(None) is None
     assert adapter_fingerprint(adapter_dir) == adapter_fingerprint(adapter_dir)
     assert adapter_fingerprint(adapter_dir) != adapter_fingerprint(model_dir)
+
+
+def test_decode_timer_adds_up_the_batches(tiny):
+    model, tokenizer = tiny
+    timer = DecodeTimer()
+    out = generate_table(model, tokenizer, _table(), GenerationConfig(max_new_tokens=7, batch_size=4), timer=timer).to_pylist()
+    assert (timer.batches, timer.answers) == (2, len(USERS))
+    assert timer.new_tokens == sum(r["n_new_tokens"] for r in out) > 0
+    summary = timer.summary()
+    assert timer.seconds > 0 and summary["decode_new_tokens_per_s"] == pytest.approx(timer.new_tokens / timer.seconds, rel=0.01)
+    assert DecodeTimer().summary()["decode_new_tokens_per_s"] is None

@@ -132,6 +132,10 @@ def test_evaluate_tiny_model_in_process(tmp_path, model_dir):
     table = _check_run(first, limit)
     assert table["run"]["generated"] == limit * 8
     assert first.directory.parent == tmp_path / "runs" / "evaltest" / "eval"
+    stored = sum(sum(pq.read_table(p).column("n_new_tokens").to_pylist()) for p in first.directory.glob("*/generations.parquet"))
+    run = table["run"]
+    assert run["new_tokens"] == run["decode_new_tokens"] == stored > 0  # tokens/s of generation in the summary
+    assert run["new_tokens_per_s"] > 0 and run["decode_new_tokens_per_s"] >= run["new_tokens_per_s"]
 
     # A re-run reuses generations and cached verdicts; a larger limit generates only new items.
     again = evaluate_model(cfg)
@@ -142,6 +146,7 @@ def test_evaluate_tiny_model_in_process(tmp_path, model_dir):
     )
     assert n_readings >= limit * 6  # one verdict per reading, all cached
     assert again.table["run"]["generated"] == 0 and again.table["run"]["judge_cache_hits"] == n_readings
+    assert again.table["run"]["new_tokens"] == 0 and again.table["run"]["new_tokens_per_s"] is None
     assert again.table["headline"] == first.table["headline"]
     bigger = _config(tmp_path, model_dir, limit=limit + 1, backend="local", generation={"max_new_tokens": 6, "batch_size": 4})
     more = evaluate_model(bigger)

@@ -4,10 +4,14 @@ Input rows carry ``user`` (the request text) and ``system`` (null for none);
 each row is chat-formatted with the model's template, left-padded in batches
 of similar length, and decoded greedily unless sampling is configured. The
 output adds ``prompt`` (the formatted text), ``response`` and token counts.
+A ``DecodeTimer`` passed along adds up the time spent in ``model.generate``
+and the tokens it produced (the evaluation summary's tokens/s).
 """
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
@@ -71,8 +75,28 @@ def _decode_kwargs(cfg: GenerationConfig, model, tokenizer) -> dict:
     return kwargs
 
 
+@dataclass
+class DecodeTimer:
+    """Seconds inside ``model.generate`` (until its tokens are on the host) and what those calls produced."""
+
+    seconds: float = 0.0
+    batches: int = 0
+    answers: int = 0
+    new_tokens: int = 0  # up to the end-of-turn token, as ``n_new_tokens`` counts them
+
+    def summary(self) -> dict:
+        """The figures for the evaluation summary (rates are None before any batch)."""
+        return {
+            "decode_seconds": round(self.seconds, 2),
+            "decode_new_tokens": self.new_tokens,
+            "decode_new_tokens_per_s": round(self.new_tokens / self.seconds, 1) if self.seconds else None,
+        }
+
+
 @torch.inference_mode()
-def generate_batch(model, tokenizer, prompts: list[str], cfg: GenerationConfig, seed: int = 0) -> list[dict]:
+def generate_batch(
+    model, tokenizer, prompts: list[str], cfg: GenerationConfig, seed: int = 0, timer: DecodeTimer | None = None
+) -> list[dict]:
     """Generate for already-formatted prompts (one left-padded batch)."""
     encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
     truncated = [len(ids) > cfg.max_prompt_tokens for ids in encoded]
@@ -85,12 +109,15 @@ def generate_batch(model, tokenizer, prompts: list[str], cfg: GenerationConfig, 
     device = next(model.parameters()).device
     if cfg.do_sample:
         torch.manual_seed(seed)
+    started = time.perf_counter()
     out = model.generate(
         input_ids=input_ids.to(device), attention_mask=attention.to(device), **_decode_kwargs(cfg, model, tokenizer)
     )
+    generated = out[:, width:].tolist()  # waits for the device
+    decode_seconds = time.perf_counter() - started
     eos = set(_eos_ids(model, tokenizer))
     rows = []
-    for i, ids in enumerate(out[:, width:].tolist()):
+    for i, ids in enumerate(generated):
         stop = next((k for k, t in enumerate(ids) if t in eos), None)
         new = ids if stop is None else ids[:stop]
         new = [t for t in new if t != pad]
@@ -103,10 +130,17 @@ def generate_batch(model, tokenizer, prompts: list[str], cfg: GenerationConfig, 
                 "finished": stop is not None,
             }
         )
+    if timer is not None:
+        timer.seconds += decode_seconds
+        timer.batches += 1
+        timer.answers += len(rows)
+        timer.new_tokens += sum(r["n_new_tokens"] for r in rows)
     return rows
 
 
-def generate_table(model, tokenizer, table: pa.Table, cfg: GenerationConfig, seed_offset: int = 0) -> pa.Table:
+def generate_table(
+    model, tokenizer, table: pa.Table, cfg: GenerationConfig, seed_offset: int = 0, timer: DecodeTimer | None = None
+) -> pa.Table:
     """Answer every row of ``table`` (columns ``user``, ``system``); returns it with the output columns.
 
     Rows are batched by prompt length (less padding) and put back in input order.
@@ -119,7 +153,9 @@ def generate_table(model, tokenizer, table: pa.Table, cfg: GenerationConfig, see
     results: list[dict | None] = [None] * len(prompts)
     for start in range(0, len(order), cfg.batch_size):
         chunk = order[start : start + cfg.batch_size]
-        outputs = generate_batch(model, tokenizer, [prompts[i] for i in chunk], cfg, seed=cfg.seed + seed_offset + start)
+        outputs = generate_batch(
+            model, tokenizer, [prompts[i] for i in chunk], cfg, seed=cfg.seed + seed_offset + start, timer=timer
+        )
         for i, output in zip(chunk, outputs, strict=True):
             results[i] = output
     columns = {"prompt": prompts} | {name: [r[name] for r in results] for name, _ in OUTPUT_FIELDS[1:]}

@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 from sarft_ray.evaluation import report
 from sarft_ray.evaluation.benchmarks import ITEM_SCHEMA, build_items, is_safety, jailbreaks_by_benchmark
-from sarft_ray.evaluation.generation import OUTPUT_FIELDS, settings_hash
+from sarft_ray.evaluation.generation import OUTPUT_FIELDS, DecodeTimer, settings_hash
 from sarft_ray.evaluation.jailbreaks import reply_readings
 from sarft_ray.evaluation.judges import JudgeItem, VerdictCache, build_judge, combine_readings, judge_cached, preflight
 from sarft_ray.evaluation.metrics import rouge_l_first, rouge_l_max
@@ -74,8 +74,10 @@ def generate_all(items: dict[str, pa.Table], directory: Path, model_cfg, adapter
     log.info("generating %d answers (%d reused)", len(todo), sum(t.num_rows for t in items.values()) - len(todo))
     started = time.perf_counter()
     bar = progress_bar(len(todo), "generating", "answer", enabled=bool(todo))
-    for fresh in _generate_chunks(todo, ev_cfg.save_every, model_cfg, adapter, ev_cfg, ray_cfg, bar.update):
+    timer, new_tokens = DecodeTimer(), 0  # the timer hears only of in-process batches
+    for fresh in _generate_chunks(todo, ev_cfg.save_every, model_cfg, adapter, ev_cfg, ray_cfg, bar.update, timer):
         touched = set()
+        new_tokens += sum(fresh.column("n_new_tokens").to_pylist())
         for row in fresh.to_pylist():
             previous[row["benchmark"]][_key(row)] = row
             touched.add(row["benchmark"])
@@ -90,10 +92,16 @@ def generate_all(items: dict[str, pa.Table], directory: Path, model_cfg, adapter
     for name, table in items.items():
         rows = [previous[name][_key(row)] for row in table.to_pylist()]
         out[name] = pa.Table.from_pylist(rows, schema=GENERATION_SCHEMA)
-    return out, {"generated": len(todo), "seconds": round(seconds, 2)}
+    # new tokens per second over the whole generation phase (model loading and Ray included); in process also
+    # over the time inside model.generate alone
+    stats = {"generated": len(todo), "seconds": round(seconds, 2), "new_tokens": new_tokens,
+             "new_tokens_per_s": round(new_tokens / seconds, 1) if todo and seconds else None}
+    return out, stats | (timer.summary() if timer.batches else {})
 
 
-def _generate_chunks(todo: list[dict], size: int, model_cfg, adapter, ev_cfg, ray_cfg, on_rows=lambda n: None):
+def _generate_chunks(
+    todo: list[dict], size: int, model_cfg, adapter, ev_cfg, ray_cfg, on_rows=lambda n: None, timer=None
+):
     """Answers for ``todo``, ``size`` rows at a time (one Ray Data run, or one in-process model, for all chunks' rows).
 
     ``on_rows(n)`` hears of every ``n`` answers done (each batch under Ray, each chunk in this process).
@@ -120,7 +128,7 @@ def _generate_chunks(todo: list[dict], size: int, model_cfg, adapter, ev_cfg, ra
         torch.set_num_threads(ev_cfg.torch_threads)
     model, tokenizer = load_generator(model_cfg, adapter, pick_device(ev_cfg.device, 1.0))
     for chunk in chunks:
-        answered = generate_table(model, tokenizer, chunk, ev_cfg.generation)
+        answered = generate_table(model, tokenizer, chunk, ev_cfg.generation, timer=timer)
         on_rows(answered.num_rows)
         yield answered
 
