@@ -169,6 +169,8 @@ class TrainingBars:
             current.update(step - done)
             if "loss" in metrics:
                 current.set_postfix(loss=f"{metrics['loss']:.4f}", refresh=False)
+            if current.total and step >= current.total:  # done: its line stays, the others move on
+                current.close()
 
     def close(self) -> None:
         for each in self._bars.values():
