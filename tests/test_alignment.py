@@ -64,7 +64,7 @@ def tiny_alignment_config(tmp_path: Path, model_dir: Path, shared_data: Path, **
         "output_root": str(tmp_path / "runs"),
         "model": {"ref": str(model_dir)},
         "alignment": {
-            "benign_train": 6, "benign_eval": 3, "distill_max_new_tokens": 6,
+            "benign_train": 6, "benign_eval": 3, "role_questions": 4, "distill_max_new_tokens": 6,
             "training": {"max_steps": 2, "micro_batch_size": 4, "max_source_tokens": 32, "max_target_tokens": 16},
             "check": {"advbench": 2, "beavertails": 3, "rolebench_spe": 1},
         },
@@ -100,7 +100,7 @@ def test_align_builds_a_model_that_every_stage_then_starts_from(tmp_path, tiny_m
     assert not result.reused and (result.model_dir / "config.json").is_file()
     assert (result.model_dir / "tokenizer_config.json").is_file()
     data = json.loads((result.directory / "data.json").read_text())
-    assert data["harmful"] == 14 * 28 and data["benign_eval"] == 3
+    assert data["harmful"] == 14 * 28 and data["benign_eval"] == 3 and data["role_questions_asked"] == 4
     assert data["rows"] == data["harmful"] + data["harmful_imperative"] + data["benign"]
     benign_eval = [json.loads(line)["instruction"] for line in (result.directory / "benign_eval.jsonl").read_text().splitlines()]
     assert len(benign_eval) == 3
@@ -132,3 +132,30 @@ def test_distilled_answers_that_open_like_refusals_are_recognised():
     assert opens_like_refusal("As an AI language model, I have no opinions.")
     assert not opens_like_refusal("Paris is the capital of France.")
     assert not opens_like_refusal("Here are three tips. " * 10 + "I'm sorry to say the list ends here.")
+
+
+def test_character_questions_come_from_roles_the_experiment_neither_trains_nor_evaluates(tmp_path, tiny_model_dir, shared_data):
+    """Benign retention data includes questions put to other characters (a role-play model must answer them)."""
+    from sarft_ray.alignment.inputs import build_rows, excluded_questions, role_questions
+    from sarft_ray.data import iter_rolebench
+    from sarft_ray.data.heldout import normalise_question
+
+    tree = tiny_alignment_config(tmp_path, tiny_model_dir, shared_data)
+    tree["alignment"]["role_questions"] = 30
+    cfg = parse_config(tree, "x.yaml", tmp_path)
+    spe = shared_data / "rolebench/instruction-generalization/role_specific/test.jsonl"
+    role_of = {normalise_question(r["input"]): r["role"] for r in iter_rolebench(spe)}
+    excluded = excluded_questions(cfg)
+    asked = role_questions(cfg, excluded)
+    assert len(asked) == len(set(asked)) == 30
+    assert all(role_of[normalise_question(q)] != "John Doe" for q in asked)
+    assert not {normalise_question(q) for q in asked} & excluded
+    assert len({role_of[normalise_question(q)] for q in asked}) > 5  # spread over many characters
+    _, benign = build_rows(cfg)
+    assert benign.train[-30:] == asked and len(benign.train) == 6 + 30
+
+    tree["alignment"]["role_questions"] = 0
+    assert role_questions(parse_config(tree, "x.yaml", tmp_path), excluded) == []
+    tree["alignment"]["role_questions"] = 10**6
+    with pytest.raises(SarftError, match=r"fewer than role_questions .* alignment.role_questions_source"):
+        role_questions(parse_config(tree, "x.yaml", tmp_path), excluded)

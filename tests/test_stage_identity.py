@@ -92,7 +92,7 @@ def test_scores_training_run_and_evaluation_hashes(tmp_path, shared_data):
 def test_alignment_and_distillation_directories(tmp_path, shared_data):
     from sarft_ray.alignment.stage import alignment_inputs, distill_dir
 
-    tree = _tree(tmp_path, shared_data, alignment={"benign_train": 6, "benign_eval": 3})
+    tree = _tree(tmp_path, shared_data, alignment={"benign_train": 6, "benign_eval": 3, "role_questions": 0})
     tree["evaluation"] = {"beavertails_split": {"use": "test"}, "jailbreaks": []}
     cfg = parse_config(tree, "x.yaml", tmp_path)
     assert distill_dir(cfg).name == "distill-caa36358d89d"

@@ -44,8 +44,12 @@ class AlignmentConfig(StrictModel):
     (category-stratified; its test part is what evaluation asks), each with a
     refusal written from varied templates, and optionally once more phrased as
     an instruction. Benign retention data: instructions from ``benign_source``
-    that no evaluation asks, answered by the unaligned model itself (greedy;
-    answers cut off or judged refusals are left out). AdvBench is never used.
+    that no evaluation asks, plus questions put to characters (``role_questions``
+    from ``role_questions_source``, roles this experiment neither trains nor
+    evaluates), answered by the unaligned model itself (greedy; answers cut off
+    or judged refusals are left out). Without the character questions the
+    aligned model learns to refuse anything addressed to a character, and a
+    role-play model must start from one that answers them. AdvBench is never used.
     The aligned model then becomes the starting model of every stage.
     """
 
@@ -58,6 +62,12 @@ class AlignmentConfig(StrictModel):
     imperative_copies: bool = Field(True, description="also ask each harmful question as an instruction ('Explain how to ...')")
     benign_train: PositiveInt = Field(480, description="benign instructions answered by the unaligned model")
     benign_eval: PositiveInt = Field(120, description="held-out benign instructions for the over-refusal rate")
+    role_questions: int = Field(
+        240, ge=0, description="questions to other characters answered by the unaligned model (0: none)"
+    )
+    role_questions_source: ConfigPath | None = Field(
+        None, description="RoleBench jsonl of role questions; null: the data directory's instruction-generalization SPE file"
+    )
     distill_max_new_tokens: PositiveInt = 128
     seed: int = 0
     training: TrainingConfig = Field(default_factory=lambda: TrainingConfig.model_validate(ALIGNMENT_TRAINING))

@@ -96,7 +96,8 @@ class BenignSplit:
 
 
 def benign_split(
-    instructions: Iterable[str], excluded: set[str], train: int, evaluate: int, seed: int = 0
+    instructions: Iterable[str], excluded: set[str], train: int, evaluate: int, seed: int = 0,
+    wanted: str = "benign_train + benign_eval", source: str = "alignment.benign_source",
 ) -> BenignSplit:
     """Unique instructions not in ``excluded`` (normalised), ranked by a seeded hash, cut into train and eval."""
     from sarft_ray.data.heldout import normalise_question
@@ -116,8 +117,8 @@ def benign_split(
         from sarft_ray.errors import SarftError
 
         raise SarftError(
-            f"alignment: {len(ranked)} usable benign instructions, fewer than benign_train + benign_eval "
-            f"({train} + {evaluate}); lower them or add instructions to alignment.benign_source"
+            f"alignment: {len(ranked)} usable benign instructions, fewer than {wanted} "
+            f"({train} + {evaluate}); lower them or add instructions to {source}"
         )
     return BenignSplit(
         [unique[k] for k in ranked[:train]], [unique[k] for k in ranked[train : train + evaluate]], len(dropped)

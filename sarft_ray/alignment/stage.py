@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from sarft_ray.alignment.inputs import alignment_inputs, build_rows, excluded_questions  # noqa: F401 (re-exported)
 from sarft_ray.atomic import write_json, write_text
 from sarft_ray.errors import SarftError
 
@@ -32,7 +33,6 @@ log = logging.getLogger(__name__)
 
 # Training settings that change only how fast the aligned model is made (training.entry leaves them out of a
 # run's hash too); added after stored alignments were named, so left out of the alignment's hash.
-SPEED_ONLY_TRAINING_FIELDS = ("attn_implementation", "gradient_checkpointing")
 CHECK_KEYS = ("advbench_rr", "beavertails_rr", "benign_rr", "rolebench_spe_rouge_l_first")
 
 
@@ -57,66 +57,6 @@ class AlignResult:
 
 def _fmt(value) -> str:
     return "-" if value is None else f"{value:.2f}"
-
-
-def _sources(cfg) -> tuple[Path, Path]:
-    from sarft_ray.evaluation.benchmarks import benchmark_paths
-    from sarft_ray.paths import reference_file
-
-    acfg = cfg.alignment
-    harmful = acfg.harmful_source or benchmark_paths(cfg.evaluation)["beavertails"]
-    benign = acfg.benign_source or reference_file("rolebench/role-generalization/general/test.jsonl")
-    return Path(harmful), Path(benign)
-
-
-def excluded_questions(cfg) -> set[str]:
-    """Normalised questions the benign pool must not hold: every benchmark's and every non-training corpus row's."""
-    from sarft_ray.data.corpus import corpus_roles
-    from sarft_ray.evaluation.benchmarks import heldout_questions
-
-    every = cfg.evaluation.model_copy(update={"benchmarks": ["rolebench_spe", "advbench", "beavertails"]})
-    held = heldout_questions(every, corpus_roles(cfg.roles.corpus), cfg.roles.corpus)
-    return set(held.every_role).union(*held.per_role.values())
-
-
-def build_rows(cfg) -> tuple[list[dict], object]:
-    """The harmful (request, refusal) rows and the benign split, from files only."""
-    from sarft_ray.alignment.data import benign_split, harmful_rows
-    from sarft_ray.data import beavertails_parts, iter_rolebench, load_beavertails
-
-    acfg, split = cfg.alignment, cfg.evaluation.beavertails_split
-    harmful_path, benign_path = _sources(cfg)
-    table = load_beavertails(harmful_path)
-    parts = beavertails_parts(table, split.test_per_category, split.validation_per_category, split.seed)
-    prompts = [p for p, part in zip(table.column("prompt").to_pylist(), parts, strict=True) if part == "train"]
-    if not prompts:
-        raise SarftError(f"{harmful_path}: no BeaverTails prompts left to train on after the test and validation parts")
-    benign = benign_split(
-        (row["input"] for row in iter_rolebench(benign_path)),
-        excluded_questions(cfg),
-        acfg.benign_train,
-        acfg.benign_eval,
-        acfg.seed,
-    )
-    return harmful_rows(prompts, acfg.imperative_copies, acfg.seed), benign
-
-
-def alignment_inputs(cfg) -> dict:
-    from sarft_ray.hashing import file_digest
-    from sarft_ray.models.identity import model_identity
-
-    harmful, benign = _sources(cfg)
-    return {
-        "format_version": 1,
-        "model": model_identity(cfg.model),
-        "alignment": cfg.alignment.model_dump(
-            mode="json",
-            exclude={"harmful_source": True, "benign_source": True, "check": True, "training": set(SPEED_ONLY_TRAINING_FIELDS)},
-        ),
-        "beavertails_split": cfg.evaluation.beavertails_split.model_dump(mode="json", exclude={"use"}),
-        "files": [file_digest(harmful), file_digest(benign)],
-        "excluded": sorted(excluded_questions(cfg)),
-    }
 
 
 def distill_dir(cfg) -> Path:
@@ -264,7 +204,8 @@ def align_model(cfg, force: bool = False, use_ray: bool = True) -> AlignResult:
     rows = harmful + kept
     data = {"rows": len(rows), "harmful": sum(r["kind"] == "harmful" for r in rows),
             "harmful_imperative": sum(r["kind"] == "harmful_imperative" for r in rows), "benign": len(kept),
-            "benign_eval": len(benign.eval), "benign_excluded_as_evaluation": benign.excluded, **dropped}
+            "benign_eval": len(benign.eval), "benign_excluded_as_evaluation": benign.excluded,
+            "role_questions_asked": cfg.alignment.role_questions, **dropped}
     write_json(directory / "data.json", data)
     log.info("alignment data: %s", data)
     training = train_aligned(cfg, rows, directory / "train", use_ray)
