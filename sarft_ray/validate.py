@@ -56,9 +56,8 @@ def _stage_checks(cfg: ExperimentConfig) -> list[str]:
     """Files the training and evaluation stages will read: the DeepSpeed config and benchmarks."""
     import json
 
-    from sarft_ray.data import load_advbench, load_beavertails
     from sarft_ray.data.readers import read_text
-    from sarft_ray.paths import reference_file
+    from sarft_ray.evaluation.benchmarks import check_lines
 
     lines = []
     if cfg.training.deepspeed is not None:
@@ -68,18 +67,7 @@ def _stage_checks(cfg: ExperimentConfig) -> list[str]:
         except json.JSONDecodeError as exc:
             raise SarftError(f"{path}:{exc.lineno}: DeepSpeed config is not valid JSON ({exc.msg})") from None
         lines.append(f"deepspeed: {path}")
-    paths = cfg.evaluation.paths
-    if "advbench" in cfg.evaluation.benchmarks or cfg.evaluation.jailbreaks:
-        table = load_advbench(paths.advbench or reference_file("advbench/harmful_behaviors.csv"))
-        lines.append(f"advbench: {table.num_rows} goals")
-    if "beavertails" in cfg.evaluation.benchmarks:
-        table = load_beavertails(paths.beavertails or reference_file("beavertails/BeaverTails-Evaluation.csv"))
-        lines.append(f"beavertails: {table.num_rows} prompts")
-    if "rolebench_spe" in cfg.evaluation.benchmarks:
-        spe = paths.rolebench_spe or reference_file("rolebench/instruction-generalization/role_specific/test.jsonl")
-        if not Path(spe).exists():
-            raise SarftError(f"{spe}: file does not exist (evaluation.paths.rolebench_spe)")
-        lines.append(f"rolebench_spe: {spe}")
+    lines += check_lines(cfg.evaluation)  # each asked benchmark's file, read
     from sarft_ray.evaluation.judges import check_judge
 
     lines.append(check_judge(cfg.evaluation))  # the key's variable is set, the URL carries no credentials

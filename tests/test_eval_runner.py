@@ -185,11 +185,11 @@ def test_a_stopped_evaluation_keeps_the_answers_it_stored(tmp_path, model_dir, m
     real = generation.generate_table
     calls = []
 
-    def stops_on_the_third_chunk(model, tokenizer, table, gen_cfg):
+    def stops_on_the_third_chunk(model, tokenizer, table, gen_cfg, **options):
         calls.append(table.num_rows)
         if len(calls) == 3:
             raise KeyboardInterrupt
-        return real(model, tokenizer, table, gen_cfg)
+        return real(model, tokenizer, table, gen_cfg, **options)
 
     monkeypatch.setattr(generation, "generate_table", stops_on_the_third_chunk)
     with pytest.raises(KeyboardInterrupt):

@@ -3,26 +3,24 @@
 Every place that shows or picks a metric reads it here: the evaluation table
 (:mod:`sarft_ray.evaluation.report`), the run's comparison table, the sweep's
 headline keys and objective, plot axes, and MLflow (whose metric names are
-the keys themselves).
+the keys themselves). Benchmarks' entries come from the benchmark registry
+(:mod:`sarft_ray.evaluation.benchmarks`), so a registered benchmark is named
+everywhere its figures appear.
 
 Keys:
 
-- ``<rolebench>_rouge_l_first`` / ``_rouge_l_max`` for ``rolebench_spe``,
-  ``rolebench_raw``, ``rolebench_val`` (ROUGE-L F x100, against the first
-  reference / the best one);
-- ``<benchmark>_rr``: refusal rate in % for ``advbench``, ``beavertails``,
-  ``benign`` (over-refusal: lower is better) and ``jailbreak_<name>``;
-- ``safety_avg`` (mean of AdvBench and BeaverTails) and ``jailbreak_avg``.
+- ``<rolebench>_rouge_l_first`` / ``_rouge_l_max`` for each ``rolebench``
+  benchmark (ROUGE-L F x100, against the first reference / the best one);
+- ``<benchmark>_rr``: refusal rate in % of each ``safety`` benchmark
+  (``benign``: over-refusal, lower is better) and of each ``jailbreak_<name>``;
+- ``safety_avg`` (mean of the averaged safety rates: AdvBench and BeaverTails) and ``jailbreak_avg``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
-ROLEBENCH_BENCHMARKS = ("rolebench_spe", "rolebench_raw", "rolebench_val")
-SAFETY_BENCHMARKS = ("advbench", "beavertails")  # averaged into safety_avg
-OVER_REFUSAL = "benign"  # lower is better, so never averaged with the safety rates
 JAILBREAK_PREFIX = "jailbreak_"
 SAFETY_AVG = "safety_avg"
 JAILBREAK_AVG = "jailbreak_avg"
@@ -67,31 +65,59 @@ def jailbreak_key(name: str) -> str:
     return rate_key(JAILBREAK_PREFIX + name)
 
 
-def _rouge(benchmark: str, part: str) -> list[Metric]:
-    first, best = rouge_keys(benchmark)
-    return [
-        Metric(first, f"{part} R-L", f"RoleBench {part} ROUGE-L (x100)"),
-        Metric(best, f"{part} R-L max", f"RoleBench {part} ROUGE-L, max over refs (x100)"),
-    ]
+def _specs(kind: str) -> list:
+    from sarft_ray.evaluation.benchmarks import get_benchmark, registered_benchmarks
+
+    return [get_benchmark(name) for name in registered_benchmarks(kind)]
 
 
-def _rate(key: str, short: str, label: str) -> Metric:
-    return Metric(key, f"{short} RR" if key.endswith("_rr") else short, f"{label} refusal rate (%)", digits=1)
+def rolebench_benchmarks() -> list[str]:
+    """The ROUGE-L-scored benchmarks, in registration order."""
+    return [spec.name for spec in _specs("rolebench")]
 
 
-CATALOGUE: dict[str, Metric] = {
-    m.key: m
-    for m in [
-        *_rouge("rolebench_spe", "SPE"),
-        *_rouge("rolebench_raw", "RAW"),
-        *_rouge("rolebench_val", "VAL"),
-        Metric(rate_key(OVER_REFUSAL), "Benign RR", "Benign over-refusal rate (%)", higher_is_better=False, digits=1),
-        _rate(rate_key("advbench"), "AdvBench", "AdvBench"),
-        _rate(rate_key("beavertails"), "BeaverTails", "BeaverTails"),
-        _rate(SAFETY_AVG, "Safety avg", "Safety avg"),
-        _rate(JAILBREAK_AVG, "Jailbreak avg", "Jailbreak avg"),
-    ]
-}
+def rate_benchmarks() -> list[str]:
+    """The refusal-judged benchmarks (jailbreaks aside), in registration order."""
+    return [spec.name for spec in _specs("safety")]
+
+
+def averaged_benchmarks() -> list[str]:
+    """The safety benchmarks whose rates ``safety_avg`` averages (lower-is-better rates never are)."""
+    return [spec.name for spec in _specs("safety") if spec.averaged]
+
+
+def _rate(key: str, short: str, label: str, higher_is_better: bool = True) -> Metric:
+    return Metric(key, f"{short} RR" if key.endswith("_rr") else short, label, higher_is_better, digits=1)
+
+
+def _entries() -> Iterator[Metric]:
+    for spec in _specs("rolebench"):
+        first, best = rouge_keys(spec.name)
+        yield Metric(first, f"{spec.short} R-L", f"{spec.label} ROUGE-L (x100)")
+        yield Metric(best, f"{spec.short} R-L max", f"{spec.label} ROUGE-L, max over refs (x100)")
+    for spec in _specs("safety"):
+        yield _rate(rate_key(spec.name), spec.short, spec.label, spec.higher_is_better)
+    yield _rate(SAFETY_AVG, "Safety avg", "Safety avg refusal rate (%)")
+    yield _rate(JAILBREAK_AVG, "Jailbreak avg", "Jailbreak avg refusal rate (%)")
+
+
+class _Catalogue(Mapping):
+    """Headline key -> Metric, read from the benchmark registry at each look-up (a later registration counts)."""
+
+    def _entries(self) -> dict[str, Metric]:
+        return {m.key: m for m in _entries()}
+
+    def __getitem__(self, key: str) -> Metric:
+        return self._entries()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries())
+
+    def __len__(self) -> int:
+        return len(self._entries())
+
+
+CATALOGUE: Mapping[str, Metric] = _Catalogue()
 
 
 def metric(key: str) -> Metric:
@@ -100,15 +126,15 @@ def metric(key: str) -> Metric:
         return CATALOGUE[key]
     if key.startswith(JAILBREAK_PREFIX) and key.endswith("_rr"):
         name = key.removeprefix(JAILBREAK_PREFIX).removesuffix("_rr")
-        return _rate(key, name, f"{name} jailbreak")
+        return _rate(key, name, f"{name} jailbreak refusal rate (%)")
     return Metric(key, key, key)
 
 
 def headline_keys(benchmarks: Iterable[str], jailbreaks: Iterable[str]) -> list[str]:
     """The headline keys an evaluation of ``benchmarks`` with ``jailbreaks`` reports, in the sweep tables' order:
-    ROUGE-L, AdvBench, BeaverTails and benign rates, each jailbreak's rate, then the two averages."""
+    ROUGE-L, the refusal rates (AdvBench, BeaverTails, benign), each jailbreak's rate, then the two averages."""
     benchmarks = set(benchmarks)
-    keys = [key for name in ROLEBENCH_BENCHMARKS if name in benchmarks for key in rouge_keys(name)]
-    keys += [rate_key(name) for name in (*SAFETY_BENCHMARKS, OVER_REFUSAL) if name in benchmarks]
+    keys = [key for name in rolebench_benchmarks() if name in benchmarks for key in rouge_keys(name)]
+    keys += [rate_key(name) for name in rate_benchmarks() if name in benchmarks]
     keys += [jailbreak_key(name) for name in jailbreaks]
     return keys + list(AVERAGES)

@@ -1,15 +1,25 @@
-"""The ``evaluation`` section of an experiment config."""
+"""The ``evaluation`` section of an experiment config.
+
+``benchmarks``, ``limits`` and ``paths`` take their names from the benchmark
+registry (:mod:`sarft_ray.evaluation.benchmarks`), ``jailbreaks`` from the
+jailbreak registry and ``judge`` from the judge registry
+(:mod:`sarft_ray.evaluation.judges`): what is registered before the config
+is validated is accepted, anything else is an error naming the field.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
+    ConfigDict,
     Field,
     NonNegativeInt,
     PositiveFloat,
     PositiveInt,
     SerializeAsAny,
+    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -17,8 +27,16 @@ from pydantic import (
 
 from sarft_ray.config_base import ConfigPath, StrictModel
 
-Benchmark = Literal["rolebench_spe", "rolebench_raw", "rolebench_val", "advbench", "beavertails", "benign"]
 BENCHMARKS: tuple[str, ...] = ("rolebench_spe", "rolebench_raw", "advbench", "beavertails")  # the default set
+
+
+def _benchmark_name(name: str) -> str:
+    from sarft_ray.evaluation.benchmarks import check_benchmark_name
+
+    return check_benchmark_name(name)
+
+
+Benchmark = Annotated[str, AfterValidator(_benchmark_name)]  # a name from the benchmark registry
 
 
 class GenerationConfig(StrictModel):
@@ -37,29 +55,53 @@ class GenerationConfig(StrictModel):
     )
 
 
-class LimitsConfig(StrictModel):
-    """Per-benchmark caps for quick runs; unset falls back to ``evaluation.limit``."""
+class _PerBenchmark(StrictModel):
+    """A mapping keyed by registered benchmark names (the keys ``_names`` allows), every one present (null when unset)."""
 
-    rolebench_spe: PositiveInt | None = Field(None, description="first N questions per role")
-    rolebench_raw: PositiveInt | None = Field(None, description="first N instructions per role")
-    rolebench_val: PositiveInt | None = Field(None, description="first N validation questions per role")
-    advbench: PositiveInt | None = Field(None, description="first N goals (jailbreaks use the same goals)")
-    beavertails: PositiveInt | None = Field(None, description="N prompts spread evenly over the categories")
-    benign: PositiveInt | None = Field(None, description="first N benign instructions")
-    jailbreaks: PositiveInt | None = Field(None, description="first N AdvBench goals per jailbreak (default: advbench's)")
+    model_config = ConfigDict(extra="allow", frozen=True, protected_namespaces=())
+
+    @classmethod
+    def _names(cls) -> list[str]:
+        raise NotImplementedError
+
+    @model_validator(mode="before")
+    @classmethod
+    def _registered_keys(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        names = cls._names()
+        unknown = [key for key in data if key not in names]
+        if unknown:
+            lines = [{"type": "extra_forbidden", "loc": (key,), "input": data[key]} for key in unknown]
+            raise ValidationError.from_exception_data(cls.__name__, lines)
+        # every name present, as fields would be: the resolved config (and the hashes made from it) lists them all
+        return {name: data.get(name) for name in names}
 
 
-class BenchmarkPaths(StrictModel):
-    """Benchmark files; unset means the standard file under the data directory."""
+class LimitsConfig(_PerBenchmark):
+    """Per-benchmark caps for quick runs (``evaluation.limits.<benchmark>``, and ``jailbreaks``); unset falls
+    back to ``evaluation.limit``. What each caps: the benchmark's ``limit_help`` in the registry."""
 
-    advbench: ConfigPath | None = None
-    beavertails: ConfigPath | None = None
-    rolebench_spe: ConfigPath | None = Field(
-        None, description="held-out role-specific questions (RoleBench instruction generalization)"
-    )
-    benign: ConfigPath | None = Field(
-        None, description="benign instructions (jsonl/csv with an 'instruction' or 'prompt' field) for the over-refusal rate"
-    )
+    __pydantic_extra__: dict[str, PositiveInt | None] = Field(init=False)
+
+    @classmethod
+    def _names(cls) -> list[str]:
+        from sarft_ray.evaluation.benchmarks import registered_benchmarks
+
+        return [*registered_benchmarks(), "jailbreaks"]  # jailbreaks: first N AdvBench goals per jailbreak
+
+
+class BenchmarkPaths(_PerBenchmark):
+    """Benchmark files (``evaluation.paths.<benchmark>`` for each benchmark that reads one); unset means the
+    standard file under the data directory."""
+
+    __pydantic_extra__: dict[str, ConfigPath | None] = Field(init=False)
+
+    @classmethod
+    def _names(cls) -> list[str]:
+        from sarft_ray.evaluation.benchmarks import get_benchmark, registered_benchmarks
+
+        return [name for name in registered_benchmarks() if get_benchmark(name).reads_file]
 
 
 class BeaverTailsSplit(StrictModel):
@@ -77,7 +119,9 @@ class BeaverTailsSplit(StrictModel):
 
 
 class EvaluationConfig(StrictModel):
-    benchmarks: list[Benchmark] = Field(default_factory=lambda: list(BENCHMARKS))
+    benchmarks: list[Benchmark] = Field(
+        default_factory=lambda: list(BENCHMARKS), description="names from the benchmark registry"
+    )
     jailbreaks: list[str] = Field(
         default_factory=lambda: ["aim", "caesar", "morse", "code_chameleon"],
         description="names from the jailbreak registry, or keys of jailbreak_prompt_files",
@@ -87,8 +131,8 @@ class EvaluationConfig(StrictModel):
         description="attack prompts made elsewhere (GCG, AutoDAN): name -> JSONL of {goal, prompt}",
     )
     limit: PositiveInt | None = Field(None, description="default cap for every benchmark")
-    limits: LimitsConfig = LimitsConfig()
-    paths: BenchmarkPaths = BenchmarkPaths()
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    paths: BenchmarkPaths = Field(default_factory=BenchmarkPaths)
     beavertails_split: BeaverTailsSplit = BeaverTailsSplit()
     raw_sources: list[str] = Field(
         default_factory=lambda: ["general"],
@@ -133,9 +177,13 @@ class EvaluationConfig(StrictModel):
         return self
 
     @model_validator(mode="after")
-    def _benign_has_a_file(self) -> EvaluationConfig:
-        if "benign" in self.benchmarks and self.paths.benign is None:
-            raise ValueError("benchmarks: 'benign' needs paths.benign (a file of benign instructions)")
+    def _files_of_asked_benchmarks(self) -> EvaluationConfig:
+        from sarft_ray.evaluation.benchmarks import get_benchmark
+
+        for name in self.benchmarks:
+            spec = get_benchmark(name)
+            if spec.file_help and spec.default_file is None and getattr(self.paths, name) is None:
+                raise ValueError(f"benchmarks: '{name}' needs paths.{name} ({spec.file_help}; there is no standard file)")
         return self
 
     def limit_for(self, benchmark: str) -> int | None:

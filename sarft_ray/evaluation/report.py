@@ -10,12 +10,12 @@ from sarft_ray.atomic import write_json, write_parquet, write_text  # noqa: F401
 from sarft_ray.evaluation.catalogue import (
     JAILBREAK_AVG,
     JAILBREAK_PREFIX,
-    OVER_REFUSAL,
-    ROLEBENCH_BENCHMARKS,
     SAFETY_AVG,
-    SAFETY_BENCHMARKS,
+    averaged_benchmarks,
     metric,
+    rate_benchmarks,
     rate_key,
+    rolebench_benchmarks,
     rouge_keys,
 )
 from sarft_ray.evaluation.metrics import RefusalCounts, count_labels, counts_by_group, mean, wilson_interval
@@ -75,17 +75,17 @@ def safety_summary(verdicts: pa.Table) -> dict:
 def headline(benchmarks: dict[str, dict]) -> dict:
     """The one-row table: RoleBench, per-benchmark refusal rates and the two averages."""
     row: dict[str, float | None] = {}
-    for name in ROLEBENCH_BENCHMARKS:
+    for name in rolebench_benchmarks():
         if name in benchmarks:
             first, best = rouge_keys(name)
             row[first] = benchmarks[name]["rouge_l_first"]
             row[best] = benchmarks[name]["rouge_l_max"]
-    if OVER_REFUSAL in benchmarks:  # lower is better, so never averaged with the safety rates
-        row[rate_key(OVER_REFUSAL)] = benchmarks[OVER_REFUSAL]["refusal_rate"]
-    safety = [n for n in SAFETY_BENCHMARKS if n in benchmarks]
+    # lower-is-better rates (over-refusal) first; they are never averaged with the safety rates
+    rated = sorted((n for n in rate_benchmarks() if n in benchmarks), key=lambda n: metric(rate_key(n)).higher_is_better)
     jailbreaks = [n for n in benchmarks if n.startswith(JAILBREAK_PREFIX)]
-    for name in safety + jailbreaks:
+    for name in rated + jailbreaks:
         row[rate_key(name)] = benchmarks[name]["refusal_rate"]
+    safety = [n for n in averaged_benchmarks() if n in benchmarks]
     rates = [benchmarks[n]["refusal_rate"] for n in safety]
     row[SAFETY_AVG] = mean(rates) if safety and None not in rates else None
     rates = [benchmarks[n]["refusal_rate"] for n in jailbreaks]
@@ -140,7 +140,7 @@ def render_markdown(table: dict) -> str:
             ["category", "n", "invalid", "RR %"],
             [[c, str(v["n"]), str(v["n_invalid"]), _fmt(v["refusal_rate"])] for c, v in cats.items()],
         )]
-    for name in ROLEBENCH_BENCHMARKS:
+    for name in rolebench_benchmarks():
         if name in benchmarks and benchmarks[name]["per_role"]:
             roles = benchmarks[name]["per_role"]
             parts += ["", f"### {name} by role (ROUGE-L F x100)", _md_table(

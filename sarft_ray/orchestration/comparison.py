@@ -26,7 +26,7 @@ from sarft_ray.evaluation.catalogue import (
     JAILBREAK_AVG,
     JAILBREAK_PREFIX,
     SAFETY_AVG,
-    SAFETY_BENCHMARKS,
+    averaged_benchmarks,
     metric,
     rate_key,
     rouge_keys,
@@ -37,6 +37,7 @@ BASE = "base"
 MEAN = "mean"
 TRAIN_COLUMNS = ("harmful_fraction", "train_rows", "last_loss")
 QUALITY_COLUMNS = (*rouge_keys("rolebench_spe"), rouge_keys("rolebench_raw")[0])
+SAFETY_BENCHMARKS = tuple(averaged_benchmarks())  # the rates beside their average (AdvBench, BeaverTails)
 RATE_COLUMNS = (*(rate_key(name) for name in SAFETY_BENCHMARKS), *AVERAGES)
 RATE_DETAILS = ("n", "refusals", "ci_low", "ci_high")  # rate column X also has X_n, X_refusals, X_ci_low, X_ci_high
 COLUMNS = ("role", "model", *TRAIN_COLUMNS, *QUALITY_COLUMNS, *RATE_COLUMNS, "status")
