@@ -105,6 +105,10 @@ def train(
     # Full fine-tuning copies the weights here, before any update; LoRA copies nothing.
     reference = build_reference(model, cfg.mode) if needs_reference else None
 
+    examples = encode_rows(
+        job.rows, tokenizer, job.system_prompt if cfg.use_system_prompt else None,
+        cfg.max_source_tokens, cfg.max_target_tokens,
+    )
     plan = StepPlan(
         num_rows=len(job.rows),
         micro_batch_size=cfg.micro_batch_size,
@@ -113,6 +117,7 @@ def train(
         seed=cfg.seed,
         epochs=cfg.epochs,
         max_steps=cfg.max_steps,
+        lengths=tuple(len(e.input_ids) for e in examples),  # similar lengths share a micro-batch
     )
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -125,11 +130,6 @@ def train(
         dist_init_required=False,
     )
     policy = policy_logits(engine)
-
-    examples = encode_rows(
-        job.rows, tokenizer, job.system_prompt if cfg.use_system_prompt else None,
-        cfg.max_source_tokens, cfg.max_target_tokens,
-    )
 
     start_step, history, resumed_from = 0, [], []
     with store.latest() as checkpoint:
