@@ -102,7 +102,7 @@ def test_run_two_roles_tracks_runs_metrics_and_artefacts(ray_local, tiny_model_d
     for run in by_kind["role"] + by_kind["base"]:
         assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id and run.info.status == "FINISHED"
         assert {"eval/safety_avg", "eval/advbench_rr", "eval/rolebench_spe_rouge_l_first", "eval/jailbreak_caesar_rr"} <= set(run.data.metrics)
-        assert {f.path for f in client.list_artifacts(run.info.run_id, "eval")} == {"eval/table.json", "eval/table.md"}
+        assert {f.path for f in client.list_artifacts(run.info.run_id, "eval")} == {"eval/table.json", "eval/table.md", "eval/answers.json"}
     for run in by_kind["role"]:
         role = run.data.params["role"]
         assert role in ROLES and run.data.tags["sarft.role"] == role
