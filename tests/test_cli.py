@@ -70,6 +70,12 @@ def snapshot(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
 
 
+def ray_up() -> bool:
+    """Whether Ray runs in this process (an earlier test may have started it; a refused command must not)."""
+    ray = sys.modules.get("ray")
+    return ray is not None and ray.is_initialized()
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # --set
 
@@ -121,15 +127,14 @@ def test_set_relative_path_is_taken_from_the_current_directory(config, tmp_path)
          "bad-yaml", "recursive-alias"],
 )
 def test_bad_set_is_one_line_naming_the_field(override, culprits, config, capsys):
-    before = snapshot(config.parent.parent)
+    before, ray_before = snapshot(config.parent.parent), ray_up()
     code, _, err = run_main(["validate", str(config), "--set", override], capsys)
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), err
     for culprit in culprits:
         assert culprit in lines[0], (culprit, lines[0])
     assert snapshot(config.parent.parent) == before
-    ray = sys.modules.get("ray")
-    assert ray is None or not ray.is_initialized()
+    assert ray_up() == ray_before, "Ray was started"
 
 
 @pytest.mark.parametrize("command", [["validate"], ["score"], ["eval"], ["align"], ["run"], ["sweep"], ["train", "--role", "Captain Test"]])
@@ -154,13 +159,12 @@ def test_version(capsys):
 
 
 def test_run_role_is_checked_with_a_did_you_mean(config, capsys):
-    before = snapshot(config.parent.parent)
+    before, ray_before = snapshot(config.parent.parent), ray_up()
     code, _, err = run_main(["run", str(config), "--role", "Captain Test", "--role", "Docter Byte"], capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert "roles.names: unknown role 'Docter Byte'; did you mean 'Doctor Byte'?" in err
     assert snapshot(config.parent.parent) == before
-    ray = sys.modules.get("ray")
-    assert ray is None or not ray.is_initialized()
+    assert ray_up() == ray_before, "Ray was started"
 
 
 def test_restrict_roles_keeps_the_named_roles_in_order(config):
