@@ -108,6 +108,7 @@ def run_pipeline(cfg, force: bool = False) -> RunResult:
     """Score, train and evaluate every role under every arm of ``cfg``; the comparison table and where it all is."""
     from sarft_ray.ray_utils import init_ray
     from sarft_ray.scoring.job import score_roles
+    from sarft_ray.scoring.store import StoredScores
     from sarft_ray.validate import check_inputs
 
     from sarft_ray.alignment.stage import starting_config
@@ -132,7 +133,8 @@ def run_pipeline(cfg, force: bool = False) -> RunResult:
         fractions = {role: s.harmful_fraction for role, s in scores.roles.items()}
         log_scores(tracker, parent, scores)
         children = open_children(tracker, cfg, arms, key, parent)
-        finished = train_and_evaluate(cfg, arms, force, tracker, children, fractions)
+        stored = StoredScores(scores.directory, scores.scores_hash)  # handed to every training run
+        finished = train_and_evaluate(cfg, arms, force, tracker, children, fractions, stored)
 
         rows = table_rows(cfg, arms, reference, finished, fractions)
         report_dir = experiment_dir / "report"
@@ -164,8 +166,9 @@ def run_pipeline(cfg, force: bool = False) -> RunResult:
     return result
 
 
-def train_and_evaluate(cfg, arms: list[Arm], force: bool, tracker: Tracker, children, fractions) -> Finished:
-    """Start the (role, arm) and base threads; log each to MLflow as it finishes (this thread is the only writer).
+def train_and_evaluate(cfg, arms: list[Arm], force: bool, tracker: Tracker, children, fractions, scores=None) -> Finished:
+    """Start the (role, arm) and base threads, training from ``scores`` (the scoring stage's ``StoredScores``);
+    log each to MLflow as it finishes (this thread is the only writer).
 
     Training steps arrive while the jobs run: each is logged at once (``train/<key>`` per step) and moves
     the job's progress bar.
@@ -177,7 +180,7 @@ def train_and_evaluate(cfg, arms: list[Arm], force: bool, tracker: Tracker, chil
         live.log(children[job], metrics)
         bars.update(job, metrics)
 
-    jobs, queued = start_jobs(cfg, arms, force, steps=relay)
+    jobs, queued = start_jobs(cfg, arms, force, steps=relay, scores=scores)
     finished = Finished()
     for _ in range(len(jobs) + 1):
         job, value, error = relay.wait(queued, on_step)

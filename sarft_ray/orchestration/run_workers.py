@@ -43,13 +43,15 @@ def training_slots(cfg, runs: int, nodes: list[dict] | None = None) -> int:
     return max(1, min(runs, fits // cfg.training.workers))
 
 
-def _arm_worker(cfg, role: str, arm: Arm, force: bool, train_gate, eval_gate, results: queue.Queue, steps=None) -> None:
+def _arm_worker(
+    cfg, role: str, arm: Arm, force: bool, train_gate, eval_gate, results: queue.Queue, steps=None, scores=None
+) -> None:
     job = (role, arm.name)
     try:
         arm_cfg = arm.config(cfg)
         with train_gate:
             # each training step reaches the driver as it happens (progress.StepRelay), for MLflow and the bar
-            summary = stages.train(arm_cfg, role, force=force, on_step=steps.sender(job) if steps else None)
+            summary = stages.train(arm_cfg, role, scores, force=force, on_step=steps.sender(job) if steps else None)
         with eval_gate:
             evaluated = stages.evaluate(arm_cfg, role, summary, force=force)
         results.put((job, (summary, evaluated), None))
@@ -65,11 +67,17 @@ def _base_worker(cfg, force: bool, eval_gate, results: queue.Queue) -> None:
         results.put((BASE, None, exc))
 
 
-def start_jobs(cfg, arms: list[Arm], force: bool, steps=None) -> tuple[list[tuple[str, Arm]], queue.Queue]:
+def start_jobs(cfg, arms: list[Arm], force: bool, steps=None, scores=None) -> tuple[list[tuple[str, Arm]], queue.Queue]:
     """Start the base model's thread and one per (role, arm); returns the (role, arm) jobs and the results queue.
 
-    ``steps`` (a ``progress.StepRelay``) receives every training step, keyed by (role, arm name).
+    ``steps`` (a ``progress.StepRelay``) receives every training step, keyed by (role, arm name). Every
+    run trains from ``scores`` (the scoring stage's ``StoredScores``; arms change only training settings,
+    so they share them; None: each run finds them from the config).
     """
+    # transformers 5 resolves its names lazily, and two threads resolving one at once can fail with "cannot
+    # import name 'AutoConfig'": resolve here, before the threads (a re-run that reuses scores imports nothing before).
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer  # noqa: F401
+
     jobs = [(role, arm) for role in cfg.roles.names for arm in arms]
     slots = min(training_slots(arm.config(cfg), len(jobs)) for arm in arms)
     log.info("training up to %d run(s) at once", slots)
@@ -77,6 +85,6 @@ def start_jobs(cfg, arms: list[Arm], force: bool, steps=None) -> tuple[list[tupl
     queued: queue.Queue = queue.Queue()
     threading.Thread(target=_base_worker, args=(cfg, force, eval_gate, queued), daemon=True).start()
     for role, arm in jobs:
-        args = (cfg, role, arm, force, train_gate, eval_gate, queued, steps)
+        args = (cfg, role, arm, force, train_gate, eval_gate, queued, steps, scores)
         threading.Thread(target=_arm_worker, args=args, daemon=True).start()
     return jobs, queued

@@ -27,11 +27,12 @@ def results_key(cfg, *extra: Any) -> str:
     return config_hash(resolved, *extra)
 
 
-def train(cfg, role: str, force: bool = False, **overrides) -> dict:
-    """Train ``role`` (Ray Train) with training-section ``overrides``; the summary with ``artefact`` and ``run_dir``."""
+def train(cfg, role: str, scores=None, force: bool = False, **overrides) -> dict:
+    """Train ``role`` (Ray Train) from ``scores`` (the scoring stage's ``StoredScores``) with training-section
+    ``overrides``; the summary with ``artefact`` and ``run_dir``."""
     from sarft_ray.training.entry import train_role
 
-    return train_role(cfg, role, force=force, **overrides)
+    return train_role(cfg, role, scores=scores, force=force, **overrides)
 
 
 def evaluate(cfg, role: str | None, summary: dict | None = None, force: bool = False):

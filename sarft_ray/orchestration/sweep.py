@@ -88,6 +88,7 @@ def run_sweep(cfg, resume: bool = True) -> SweepResult:
     from sarft_ray.alignment.stage import starting_config
     from sarft_ray.ray_utils import init_ray
     from sarft_ray.scoring.job import score_roles
+    from sarft_ray.scoring.store import StoredScores
     from sarft_ray.validate import check_inputs
 
     sweep = sweep_section(cfg)
@@ -118,7 +119,8 @@ def run_sweep(cfg, resume: bool = True) -> SweepResult:
         tracker.log_artifact(parent, scores.summary_path, "scores")
         tracker.log_artifact(parent, scores.chart_path, "scores")
 
-        tuner = make_tuner(cfg, path, restoring, make_logger(spec, parent, name, varied, cfg))
+        stored = StoredScores(scores.directory, scores.scores_hash)  # handed to every trial
+        tuner = make_tuner(cfg, path, restoring, make_logger(spec, parent, name, varied, cfg), stored)
         rows, errored = [], []
         for result in tuner.fit():
             metrics = result.metrics or {}
@@ -159,14 +161,15 @@ def check_same_sweep(cfg, path: Path) -> None:
         )
 
 
-def make_tuner(cfg, path: Path, restoring: bool, logger):
-    """A new Tuner for the sweep, or the one stored at ``path`` (finished trials kept, the rest resumed)."""
+def make_tuner(cfg, path: Path, restoring: bool, logger, scores=None):
+    """A new Tuner for the sweep, or the one stored at ``path`` (finished trials kept, the rest resumed);
+    every trial trains from ``scores`` (the scoring stage's ``StoredScores``; None: each finds them)."""
     from ray import tune
     from ray.tune.search import BasicVariantGenerator
 
     sweep = sweep_section(cfg)
     resources = {"cpu": sweep.trial_cpus} | ({"gpu": sweep.trial_gpus} if sweep.trial_gpus else {})
-    trainable = tune.with_resources(tune.with_parameters(sweep_trial, cfg=cfg), resources)
+    trainable = tune.with_resources(tune.with_parameters(sweep_trial, cfg=cfg, scores=scores), resources)
     if restoring:
         log.info("resuming sweep %s from %s", path.name, path)
         return tune.Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=True)

@@ -11,8 +11,9 @@ from sarft_ray.orchestration.sweep_space import headline_keys, trial_evaluation
 SETTINGS = ("selection", "lambda_kl", "mode", "lr")
 
 
-def sweep_trial(params: dict, cfg=None) -> None:
-    """Tune function trainable: train ``params['role']`` with the other params as training settings, then evaluate.
+def sweep_trial(params: dict, cfg=None, scores=None) -> None:
+    """Tune function trainable: train ``params['role']`` from ``scores`` (the driver's ``StoredScores``) with the
+    other params as training settings, then evaluate.
 
     Training steps reach Tune as intermediate results; the evaluation headline is the last one.
     """
@@ -22,7 +23,7 @@ def sweep_trial(params: dict, cfg=None) -> None:
     role = params["role"]
     overrides = {k: v for k, v in params.items() if k != "role"}
     # each training step reaches Tune (and the driver's MLflow logger) as an intermediate result
-    summary = stages.train(cfg, role, ray_callbacks=[TuneReportCallback()], **overrides)
+    summary = stages.train(cfg, role, scores, ray_callbacks=[TuneReportCallback()], **overrides)
     evaluated = stages.evaluate(trial_evaluation(cfg), role, summary)
     headline = stages.role_headline(evaluated.table, role)
     tune.report(

@@ -25,6 +25,7 @@ import logging
 import os
 import shutil
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -166,40 +167,64 @@ def read_role_scores(directory: Path, role: str) -> pa.Table:
     return table.sort_by("row_index")
 
 
-def find_scores(cfg: ExperimentConfig) -> Path:
+@dataclass(frozen=True)
+class StoredScores:
+    """A complete scores directory and the hash of the inputs that made it: what scoring hands to training.
+
+    The pipeline and the sweep pass the one their scoring stage returned, so
+    training reads its rows directly; without one, training finds it itself
+    (``find_scores``: the prompts are read, the held-out questions gathered
+    and every corpus file hashed).
+    """
+
+    directory: Path
+    scores_hash: str
+
+    def role(self, role: str) -> pa.Table:
+        """One role's stored scores (every scored split), in corpus order."""
+        return read_role_scores(self.directory, role)
+
+
+def find_scores(cfg: ExperimentConfig) -> StoredScores:
     """The complete scores directory for this config's inputs, or a SarftError saying how to make it."""
     from sarft_ray.data import load_role_prompts
 
     prompts = load_role_prompts(cfg.roles.prompts, cfg.roles.names)
-    directory = scores_root(cfg) / inputs_hash(scoring_inputs(cfg, prompts, experiment_heldout(cfg)))
+    digest = inputs_hash(scoring_inputs(cfg, prompts, experiment_heldout(cfg)))
+    directory = scores_root(cfg) / digest
     if not is_complete(directory):
         raise SarftError(f"no stored scores for this config (looked in {directory}); run `sarft-ray score CONFIG` first")
-    return directory
+    return StoredScores(directory, digest)
 
 
-def load_scores(cfg: ExperimentConfig, role: str) -> pa.Table:
-    """Stored scores of one configured role (every scored split), in corpus order."""
+def load_scores(cfg: ExperimentConfig, role: str, scores: StoredScores | None = None) -> pa.Table:
+    """Stored scores of one configured role (every scored split), in corpus order; ``scores``: where they are
+    (None: found from the config's inputs)."""
     from sarft_ray.data.roles import match_role
 
     name = match_role(role, cfg.roles.names, "roles.names")
-    try:
-        directory = find_scores(cfg)
-    except SarftError:
-        raise SarftError(
-            f"no stored scores for role '{name}' under {scores_root(cfg)}; run `sarft-ray score CONFIG` first"
-        ) from None
-    return read_role_scores(directory, name)
+    if scores is None:
+        try:
+            scores = find_scores(cfg)
+        except SarftError:
+            raise SarftError(
+                f"no stored scores for role '{name}' under {scores_root(cfg)}; run `sarft-ray score CONFIG` first"
+            ) from None
+    return scores.role(name)
 
 
-def load_training_set(cfg: ExperimentConfig, role: str, selection: str, seed: int | None = None) -> pa.Table:
+def load_training_set(
+    cfg: ExperimentConfig, role: str, selection: str, seed: int | None = None, scores: StoredScores | None = None
+) -> pa.Table:
     """The role's training rows (split ``train``) with ``is_harmful`` set by ``selection``.
 
-    ``seed`` (for ``random``) defaults to ``scoring.selection_seed``.
+    ``seed`` (for ``random``) defaults to ``scoring.selection_seed``; ``scores``
+    is where the scores are (None: found from the config's inputs).
     """
     from sarft_ray.scoring.selection import select_training_rows
 
-    table = select_training_rows(load_scores(cfg, role), selection, cfg.scoring.selection_seed if seed is None else seed)
+    seed = cfg.scoring.selection_seed if seed is None else seed
+    table = select_training_rows(load_scores(cfg, role, scores), selection, seed)
     if table.num_rows == 0:
         raise SarftError(f"role '{role}': stored scores hold no 'train' rows (scoring.splits is {cfg.scoring.splits})")
     return table
-

@@ -13,6 +13,7 @@ import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 from pydantic import ValidationError
@@ -28,6 +29,9 @@ from sarft_ray.training.checkpointing import (
 from sarft_ray.training.config import TrainingConfig
 from sarft_ray.training.data import check_training_table, table_rows
 from sarft_ray.training.recipe import TrainJob
+
+if TYPE_CHECKING:
+    from sarft_ray.scoring.store import StoredScores
 
 log = logging.getLogger(__name__)
 
@@ -53,16 +57,6 @@ def training_overrides(training: TrainingConfig, source: str, **updates) -> Trai
         raise SarftError(format_validation_error(source, exc).replace(f"{source}: ", f"{source}: training.", 1)) from None
 
 
-def load_training_set(cfg, role: str, selection: str) -> pa.Table:
-    """The scored training set of ``role`` under ``selection`` (corpus keys + ``is_harmful``).
-
-    Without stored scores this raises a SarftError that says to run ``sarft-ray score`` first.
-    """
-    from sarft_ray.scoring import load_training_set as stored_training_set
-
-    return stored_training_set(cfg, role, selection)
-
-
 def table_digest(rows: list[dict]) -> str:
     """A hash of exactly what training reads from the table."""
     return json_digest([[r["input"], r["output"], bool(r["is_harmful"])] for r in rows], 16, ascii_only=False)
@@ -83,6 +77,7 @@ def train_role(
     lambda_kl: float | None = None,
     *,
     training_set: pa.Table | None = None,
+    scores: StoredScores | None = None,
     use_ray: bool = True,
     force: bool = False,
     on_step: Callable[[dict], None] | None = None,
@@ -93,7 +88,10 @@ def train_role(
 
     ``cfg`` is an ``ExperimentConfig``. ``selection`` / ``lambda_kl`` /
     ``training_updates`` override the config's training section.
-    ``training_set`` skips the lookup of stored scores (tests, notebooks).
+    ``scores`` is where the scoring stage stored the scores (the pipeline and
+    the sweep pass what scoring returned); without it they are found from the
+    config's inputs, and without stored scores a SarftError says to run
+    ``sarft-ray score`` first. ``training_set`` skips scores altogether (tests, notebooks).
     ``use_ray=False`` trains in this process (one worker, no Ray).
     ``on_step`` receives each step's metrics: in this process without Ray, in
     Ray Train's controller process under Ray (so it must be picklable, e.g. an
@@ -115,7 +113,9 @@ def train_role(
     ds_config = read_config(ds_path)  # a config that does not parse fails here, before any worker starts
 
     if training_set is None:
-        training_set = load_training_set(cfg, role, training.selection)
+        from sarft_ray.scoring.store import load_training_set
+
+        training_set = load_training_set(cfg, role, training.selection, scores=scores)
     label = f"training set of role '{role}'"
     check_training_table(training_set, label)
     rows = table_rows(training_set)
