@@ -19,21 +19,13 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from sarft_ray.devices import pick_device
 from sarft_ray.evaluation.config import EvaluationConfig, GenerationConfig
 from sarft_ray.evaluation.generation import generate_table, load_generator
 from sarft_ray.models import ModelConfig
 from sarft_ray.ray_utils import ACTOR_RESTARTS, bounded_batches, is_ray_error, ray_failure, remote_args_allowed
 
 log = logging.getLogger(__name__)
-
-
-def pick_device(requested: str, num_gpus: float) -> str:
-    """``auto`` means CUDA when this worker was given a GPU and one is visible."""
-    if requested != "auto":
-        return requested
-    import torch
-
-    return "cuda" if num_gpus > 0 and torch.cuda.is_available() else "cpu"
 
 
 class GenerationActor:

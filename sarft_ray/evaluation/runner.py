@@ -120,7 +120,7 @@ def _generate_chunks(
             yield generate_with_ray(chunk, model_cfg, adapter, ev_cfg, on_rows=on_rows)
         return
     from sarft_ray.evaluation.generation import generate_table, load_generator
-    from sarft_ray.evaluation.ray_generation import pick_device
+    from sarft_ray.devices import pick_device
 
     if ev_cfg.torch_threads is not None:
         import torch

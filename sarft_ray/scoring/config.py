@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from sarft_ray.config_base import StrictModel
+from sarft_ray.devices import device_kind
 
 
 class ScoringConfig(StrictModel):
@@ -35,4 +36,4 @@ class ScoringConfig(StrictModel):
     @property
     def device(self) -> str:
         """The device kind the scoring actors run on: a GPU share means CUDA."""
-        return "cuda" if self.num_gpus_per_actor > 0 else "cpu"
+        return device_kind(self.num_gpus_per_actor)

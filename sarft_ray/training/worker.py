@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from sarft_ray.devices import pick_device
 from sarft_ray.training.checkpointing import CheckpointStore
 from sarft_ray.training.config import TrainingConfig
 
@@ -34,7 +35,7 @@ def _free_port() -> int:
 
 def setup_distributed() -> tuple[int, int, torch.device]:
     """Join the process group Ray Train made, or make a one-process group; return (rank, world, device)."""
-    use_cuda = torch.cuda.is_available()
+    use_cuda = pick_device() == "cuda"  # auto: CUDA when one is visible
     if not use_cuda:
         # DeepSpeed picks its accelerator at import time
         os.environ.setdefault("DS_ACCELERATOR", "cpu")

@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field, PositiveInt, field_validator
 
 from sarft_ray.config_base import ConfigPath
+from sarft_ray.devices import pick_device
 from sarft_ray.errors import SarftError
 from sarft_ray.evaluation.judges.base import INVALID, LABELS, JudgeItem, JudgeSettings, Verdict, VerdictLabel
 from sarft_ray.hashing import json_digest
@@ -27,7 +28,7 @@ class HFClassifierJudgeConfig(JudgeSettings):
     template: str = Field("{response}", description="classifier input; may use {prompt} and {response}")
     batch_size: PositiveInt = 16
     max_length: PositiveInt = 512
-    device: str = "cpu"
+    device: str = Field("cpu", description="cpu, cuda[:N], or auto (cuda when one is visible)")
 
     @field_validator("template")
     @classmethod
@@ -68,7 +69,7 @@ class HFClassifierJudge:
         self.template = template
         self.batch_size = batch_size
         self.max_length = max_length
-        self.device = device
+        self.device = pick_device(device)
         self.tokenizer = AutoTokenizer.from_pretrained(self.path)
         self.model = AutoModelForSequenceClassification.from_pretrained(self.path).to(device).eval()
         names = set(self.model.config.id2label.values()) | {str(i) for i in self.model.config.id2label}
