@@ -173,7 +173,8 @@ def test_sweep_2x2_resumes_after_its_driver_is_killed(ray_head, tiny_model_dir, 
     assert 1 <= len(finished) < 4, "the driver was killed too late to leave unfinished trials"
     reports_before = _result_lines(sweep_dir)
 
-    resumed = subprocess.run(command, cwd=REPO, env=ray_head.env, capture_output=True, text=True, timeout=1200)
+    # --verbose: the "resuming" line is an INFO log, shown only when asked for
+    resumed = subprocess.run(command + ["--verbose"], cwd=REPO, env=ray_head.env, capture_output=True, text=True, timeout=1200)
     assert resumed.returncode == 0, (resumed.stdout + resumed.stderr)[-5000:]
     assert "resuming sweep grid" in resumed.stdout + resumed.stderr
 
