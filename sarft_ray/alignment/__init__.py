@@ -1,10 +1,19 @@
 """Safety alignment of the starting model: refusals to harmful requests plus self-distilled benign answers.
 
-``data`` builds the training rows (pure, no model); ``stage.align_model`` runs
-distillation, full fine-tuning and the held-out check, cached by content hash;
-``stage.starting_config`` swaps the aligned model in as every stage's ``model.ref``.
+``config`` is the ``alignment`` section; ``data`` builds the training rows
+(pure, no model) and ``inputs`` reads the files they come from;
+``stage.align_model`` runs distillation, full fine-tuning and the held-out
+check, cached by content hash; ``stage.starting_config`` swaps the aligned
+model in as every stage's ``model.ref``.
 """
 
-from sarft_ray.alignment.config import AlignmentCheck, AlignmentConfig
+from __future__ import annotations
 
-__all__ = ["AlignmentCheck", "AlignmentConfig"]
+from sarft_ray.facade import lazy_exports
+
+_PUBLIC = {
+    "config": "AlignmentCheck AlignmentConfig",
+    "stage": "AlignResult align_model starting_config",
+}
+
+__getattr__, __all__ = lazy_exports(__name__, _PUBLIC)

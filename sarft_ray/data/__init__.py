@@ -1,45 +1,24 @@
-"""Corpora, role prompts and safety benchmarks, with located errors for bad input."""
+"""Corpora, role prompts and safety benchmarks, with located errors for bad input.
 
-from sarft_ray.data.config import CorpusConfig, CorpusFile, PromptsConfig, RolesConfig
-from sarft_ray.data.corpus import (
-    CORPUS_SCHEMA,
-    assign_split,
-    corpus_roles,
-    corpus_rows,
-    iter_corpus_rows,
-    iter_rolebench,
-    load_corpus,
-)
-from sarft_ray.data.heldout import HeldOutQuestions, normalise_question
-from sarft_ray.data.prompts import DEFAULT_UNSAFE_INSTRUCTION, RolePrompts, load_role_prompts, unsafe_variant
-from sarft_ray.data.roles import match_role, role_key, role_slug
-from sarft_ray.data.safety import SAFETY_PARTS, SAFETY_SCHEMA, beavertails_parts, load_advbench, load_beavertails, load_instructions
+Modules: ``config`` (the ``roles`` section), ``corpus`` (RoleBench and generic
+corpora, splits, seeded samples), ``prompts`` (role and unsafe prompts),
+``safety`` (AdvBench, BeaverTails, benign instructions), ``heldout``
+(evaluation questions kept out of training), ``roles`` (names and slugs),
+``readers`` (file:line errors); the reference data: ``sources.lock.json``,
+``manifest``, ``hub``, ``checks``, ``pull``.
+"""
 
-__all__ = [
-    "CORPUS_SCHEMA",
-    "DEFAULT_UNSAFE_INSTRUCTION",
-    "SAFETY_PARTS",
-    "SAFETY_SCHEMA",
-    "CorpusConfig",
-    "CorpusFile",
-    "HeldOutQuestions",
-    "PromptsConfig",
-    "RolePrompts",
-    "RolesConfig",
-    "assign_split",
-    "beavertails_parts",
-    "corpus_roles",
-    "corpus_rows",
-    "iter_corpus_rows",
-    "iter_rolebench",
-    "load_advbench",
-    "load_beavertails",
-    "load_corpus",
-    "load_instructions",
-    "load_role_prompts",
-    "match_role",
-    "normalise_question",
-    "role_key",
-    "role_slug",
-    "unsafe_variant",
-]
+from __future__ import annotations
+
+from sarft_ray.facade import lazy_exports
+
+_PUBLIC = {
+    "config": "CorpusConfig CorpusFile PromptsConfig RolesConfig",
+    "corpus": "CORPUS_SCHEMA assign_split corpus_roles corpus_rows iter_corpus_rows iter_rolebench load_corpus",
+    "heldout": "HeldOutQuestions normalise_question",
+    "prompts": "DEFAULT_UNSAFE_INSTRUCTION RolePrompts load_role_prompts unsafe_variant",
+    "roles": "match_role role_key role_slug",
+    "safety": "SAFETY_PARTS SAFETY_SCHEMA beavertails_parts load_advbench load_beavertails load_instructions",
+}
+
+__getattr__, __all__ = lazy_exports(__name__, _PUBLIC)

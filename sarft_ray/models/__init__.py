@@ -1,35 +1,23 @@
-"""Model references, loading, chat formatting and tiny test models.
+"""Model references, loading, chat formatting, model identity and tiny test models.
 
-Names are imported lazily so that reading a config (which needs only
-``ModelConfig``) does not pay for importing torch and transformers.
+Modules: ``config`` (the ``model`` section), ``loading`` (aliases, GGUF, local
+directories, hub ids), ``chat`` (chat templates, the empty system turn),
+``identity`` (what names a model in every stage's stored outputs),
+``smollm2`` (the PyPI-packaged default model), ``tiny`` (seeded tiny models
+for tests). Reading a config needs only ``ModelConfig``, so nothing else is
+imported until it is used.
 """
 
 from __future__ import annotations
 
-import importlib
+from sarft_ray.facade import lazy_exports
 
-_EXPORTS = {
-    "EncodedPair": "chat",
-    "chat_messages": "chat",
-    "encode_pair": "chat",
-    "format_prompt": "chat",
-    "require_chat_template": "chat",
-    "supports_system_role": "chat",
-    "ModelConfig": "config",
-    "load_model_and_tokenizer": "loading",
-    "load_tokenizer": "loading",
-    "resolve_dtype": "loading",
-    "resolve_model_dir": "loading",
-    "build_tiny_model": "tiny",
-    "build_tiny_tokenizer": "tiny",
-    "save_tiny_model": "tiny",
+_PUBLIC = {
+    "chat": "EncodedPair chat_messages encode_pair format_prompt require_chat_template supports_system_role",
+    "config": "ModelConfig",
+    "identity": "adapter_fingerprint model_identity",
+    "loading": "load_model_and_tokenizer load_tokenizer resolve_dtype resolve_model_dir",
+    "tiny": "build_tiny_model build_tiny_tokenizer save_tiny_model",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'sarft_ray.models' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"sarft_ray.models.{module}"), name)
+__getattr__, __all__ = lazy_exports(__name__, _PUBLIC)

@@ -1,31 +1,22 @@
 """Orchestration: the multi-role pipeline (``run_pipeline``), Ray Tune sweeps (``run_sweep``),
 MLflow tracking, plots and the HTML report.
 
-Modules: ``config`` (the ``sweep`` section), ``stages`` (train / evaluate helpers
-both commands share), ``pipeline``, ``sweep``, ``tracking`` (MLflow),
-``analysis`` (Pareto front, best trial), ``plots``, ``report``, ``store``.
+Modules: ``config`` (the ``sweep`` and ``arms`` sections), ``stages`` (train /
+evaluate helpers both commands share), ``pipeline`` (with ``run_workers``,
+``run_tracking``, ``run_report``, ``arms``, ``comparison``), ``sweep`` (with
+``sweep_space``, ``sweep_trial``, ``sweep_tracking``, ``sweep_report``),
+``tracking`` (MLflow; ``tracking_results``), ``analysis`` (Pareto front, best
+trial), ``plots``, ``report``, ``cli_hook`` (the run and sweep commands).
+Names are imported on first use, so the CLI's help loads neither Ray nor MLflow.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from sarft_ray.facade import lazy_exports
 
-if TYPE_CHECKING:
-    from sarft_ray.orchestration.pipeline import RunResult
-    from sarft_ray.orchestration.sweep import SweepResult
+_PUBLIC = {
+    "pipeline": "RunResult run_pipeline",
+    "sweep": "SweepResult run_sweep",
+}
 
-__all__ = ["RunResult", "SweepResult", "run_pipeline", "run_sweep"]
-
-
-def run_pipeline(cfg, force: bool = False) -> RunResult:
-    """Score, train and evaluate every role of ``cfg``; see :mod:`sarft_ray.orchestration.pipeline`."""
-    from sarft_ray.orchestration.pipeline import run_pipeline as run
-
-    return run(cfg, force=force)
-
-
-def run_sweep(cfg, resume: bool = True) -> SweepResult:
-    """Run or resume the Tune sweep of ``cfg``; see :mod:`sarft_ray.orchestration.sweep`."""
-    from sarft_ray.orchestration.sweep import run_sweep as run
-
-    return run(cfg, resume=resume)
+__getattr__, __all__ = lazy_exports(__name__, _PUBLIC)

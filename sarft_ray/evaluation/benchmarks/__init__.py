@@ -12,48 +12,22 @@ catalogue take it from there.
 from __future__ import annotations
 
 from sarft_ray.evaluation.benchmarks import rolebench, safety
-from sarft_ray.evaluation.benchmarks.items import (
-    ITEM_SCHEMA,
-    benchmark_paths,
-    build_items,
-    check_lines,
-    heldout_questions,
-    jailbreak_items,
-    jailbreaks_by_benchmark,
-)
-from sarft_ray.evaluation.benchmarks.registry import (
-    BenchmarkSpec,
-    ItemRequest,
-    check_benchmark_name,
-    get_benchmark,
-    is_safety,
-    item,
-    register_benchmark,
-    registered_benchmarks,
-    unknown_benchmark,
-)
-from sarft_ray.evaluation.benchmarks.select import first_per_group, stratified_head
+from sarft_ray.evaluation.benchmarks.registry import BenchmarkSpec, register_benchmark
+from sarft_ray.facade import lazy_exports
 
-__all__ = [
-    "ITEM_SCHEMA",
-    "BenchmarkSpec",
-    "ItemRequest",
-    "benchmark_paths",
-    "build_items",
-    "check_benchmark_name",
-    "check_lines",
-    "first_per_group",
-    "get_benchmark",
-    "heldout_questions",
-    "is_safety",
-    "item",
-    "jailbreak_items",
-    "jailbreaks_by_benchmark",
-    "register_benchmark",
-    "registered_benchmarks",
-    "stratified_head",
-    "unknown_benchmark",
-]
+_PUBLIC = {
+    "items": (
+        "ITEM_SCHEMA benchmark_paths build_items check_lines heldout_questions "
+        "jailbreak_items jailbreaks_by_benchmark"
+    ),
+    "registry": (
+        "ItemRequest check_benchmark_name get_benchmark is_safety item "
+        "registered_benchmarks unknown_benchmark"
+    ),
+    "select": "first_per_group stratified_head",
+}
+__getattr__, _LAZY = lazy_exports(__name__, _PUBLIC)
+__all__ = sorted({*_LAZY, "BenchmarkSpec", "register_benchmark"})
 
 register_benchmark(BenchmarkSpec(
     "rolebench_spe", "rolebench", rolebench.spe_items, "SPE", "RoleBench SPE", "first N questions per role",

@@ -1,4 +1,4 @@
-"""Jailbreak transformations of AdvBench requests, applied offline.
+"""Jailbreak transformations of AdvBench requests, applied offline; a registry.
 
 Built in: ``aim`` (amoral-persona story frame), ``caesar`` and ``morse``
 (ciphers), ``code_chameleon`` and ``code_chameleon_length`` (word-order
@@ -10,9 +10,9 @@ refusal (:meth:`Jailbreak.readings`, :func:`~sarft_ray.evaluation.judges.combine
 
 Extending:
 - an attack that is a fixed transformation: subclass :class:`Jailbreak`
-  (``name``, ``wrap(goal)``; a cipher also ``decode(reply)`` and
-  ``is_encoded(reply)``) and add one line, ``register_jailbreak(name, factory)``,
-  before the config is validated;
+  (``name``, ``wrap(goal)``; a cipher subclasses ``CipherJailbreak`` and sets
+  ``encode``, ``decode`` and ``is_encoded``) in one module and add one line,
+  ``register_jailbreak(name, factory)``, below or before the config is validated;
 - an attack optimised against the evaluated model (GCG, AutoDAN): produce its
   prompts with the attack's own tooling and pass them as a file, see
   :mod:`sarft_ray.evaluation.jailbreaks.prompt_file`. None is bundled.
@@ -22,26 +22,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sarft_ray.evaluation.jailbreaks.base import (
-    Jailbreak,
-    get_jailbreak,
-    register_jailbreak,
-    registered_names,
-    reply_readings,
-)
+from sarft_ray.evaluation.jailbreaks.base import Jailbreak, get_jailbreak, register_jailbreak
 from sarft_ray.evaluation.jailbreaks.ciphers import CaesarJailbreak, MorseJailbreak
 from sarft_ray.evaluation.jailbreaks.code_chameleon import CodeChameleonJailbreak
 from sarft_ray.evaluation.jailbreaks.persona import PersonaJailbreak
 from sarft_ray.evaluation.jailbreaks.prompt_file import PromptFileJailbreak
+from sarft_ray.facade import lazy_exports
 
-__all__ = [
-    "Jailbreak",
-    "build_jailbreaks",
-    "get_jailbreak",
-    "register_jailbreak",
-    "registered_names",
-    "reply_readings",
-]
+_PUBLIC = {
+    "base": "registered_names reply_readings",
+    "ciphers": "CipherJailbreak",
+}
+__getattr__, _LAZY = lazy_exports(__name__, _PUBLIC)
+__all__ = sorted({*_LAZY, "Jailbreak", "build_jailbreaks", "get_jailbreak", "register_jailbreak"})
 
 register_jailbreak("aim", PersonaJailbreak)
 register_jailbreak("caesar", CaesarJailbreak)

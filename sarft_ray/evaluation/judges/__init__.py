@@ -4,7 +4,7 @@ Extending: write one module with the judge's config model (a
 :class:`JudgeSettings` subclass with ``kind: Literal["<kind>"]``) and its
 judge class (``judge_id``, ``judge(items) -> verdicts``; optionally
 ``preflight()``), and add one line, ``register_judge(kind, config_model,
-factory)``, before the config is validated; ``evaluation.judge.kind``
+factory)``, below or before the config is validated; ``evaluation.judge.kind``
 accepts it from then on (see :mod:`sarft_ray.evaluation.judges.registry`).
 
 ``check_judge`` is what ``validate`` says about the judge (offline checks);
@@ -13,56 +13,29 @@ accepts it from then on (see :mod:`sarft_ray.evaluation.judges.registry`).
 
 from __future__ import annotations
 
-from sarft_ray.evaluation.judges.base import (
-    COMPLIANCE,
-    INVALID,
-    REFUSAL,
-    Judge,
-    JudgeItem,
-    JudgeSettings,
-    Verdict,
-    combine_readings,
-)
-from sarft_ray.evaluation.judges.cache import VerdictCache, judge_cached
 from sarft_ray.evaluation.judges.hf_classifier import HFClassifierJudge, HFClassifierJudgeConfig
 from sarft_ray.evaluation.judges.keyword import KeywordJudge, KeywordJudgeConfig
 from sarft_ray.evaluation.judges.openai_chat import OpenAIChatJudge, OpenAIJudgeConfig
-from sarft_ray.evaluation.judges.registry import (
-    build_judge,
-    judge_settings,
-    judges_markdown,
-    register_judge,
-    registered_judges,
-    unknown_judge,
-)
+from sarft_ray.evaluation.judges.registry import register_judge
+from sarft_ray.facade import lazy_exports
 
-__all__ = [
-    "COMPLIANCE",
-    "INVALID",
-    "REFUSAL",
-    "Judge",
-    "JudgeItem",
-    "JudgeSettings",
-    "KeywordJudge",
-    "Verdict",
-    "VerdictCache",
-    "build_judge",
-    "check_judge",
-    "combine_readings",
-    "judge_cached",
-    "judge_settings",
-    "judges_markdown",
-    "preflight",
-    "register_judge",
-    "registered_judges",
-    "unknown_judge",
-]
+_PUBLIC = {
+    "base": "COMPLIANCE INVALID REFUSAL Judge JudgeItem JudgeSettings Verdict combine_readings",
+    "cache": "VerdictCache judge_cached",
+    "registry": "build_judge judge_settings judges_markdown registered_judges unknown_judge",
+}
+__getattr__, _LAZY = lazy_exports(__name__, _PUBLIC)
 
 BUILTIN_JUDGES = ("keyword", "openai", "hf_classifier")
 
 register_judge("keyword", KeywordJudgeConfig, KeywordJudge.from_config)
 register_judge("openai", OpenAIJudgeConfig, OpenAIChatJudge.from_config)
 register_judge("hf_classifier", HFClassifierJudgeConfig, HFClassifierJudge.from_config)
+
+__all__ = sorted(
+    {*_LAZY, "BUILTIN_JUDGES", "KeywordJudge", "OpenAIChatJudge", "HFClassifierJudge", "register_judge",
+     "check_judge", "needs_judge", "preflight"}
+)
 
 
 def needs_judge(ev_cfg) -> bool:
@@ -83,7 +56,7 @@ def check_judge(ev_cfg) -> str:
     return ev_cfg.judge.describe()
 
 
-def preflight(judge: Judge) -> None:
+def preflight(judge) -> None:
     """Let a judge that talks to a server prove it can, before anything is generated (others: nothing)."""
     check = getattr(judge, "preflight", None)
     if check is not None:
