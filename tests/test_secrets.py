@@ -135,11 +135,14 @@ def test_redact_text_and_tree():
     assert not is_secret_key("api_key_env") and is_secret_key("api_key") and is_secret_key("hfToken")
 
 
-def test_log_records_are_redacted(caplog):
+def test_log_records_are_redacted(caplog, monkeypatch):
     install_log_redaction()
     register_secret(KEY)
     caplog.set_level(logging.INFO)
-    # an earlier command in the session may have quietened this logger on its own (no --verbose)
+    # a library's logging.config call earlier in the session may have disabled existing loggers
+    for logger in (logging.getLogger("sarft_ray"), logging.getLogger("sarft_ray.ray_utils")):
+        monkeypatch.setattr(logger, "disabled", False)
+        monkeypatch.setattr(logger, "propagate", True)
     caplog.set_level(logging.INFO, logger="sarft_ray.ray_utils")
     logging.getLogger("sarft_ray.ray_utils").info("joining Ray cluster at %s", RAY_ADDRESS)
     logging.getLogger("elsewhere").warning(f"sent {KEY}")
