@@ -9,12 +9,15 @@ reported checkpoint.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from sarft_ray.atomic import remove_stale
 from sarft_ray.capacity import check_stage, placeable_workers, training_need  # noqa: F401 - placeable_workers: re-exported
 from sarft_ray.errors import SarftError
 from sarft_ray.ray_utils import root_cause
@@ -133,6 +136,33 @@ def worker_env() -> dict[str, str]:
     return env
 
 
+SNAPSHOT = "checkpoint_manager_snapshot.json"  # Ray Train's list of the checkpoints it resumes from and prunes
+
+
+def remove_unregistered_checkpoints(storage: Path) -> list[Path]:
+    """Delete the ``checkpoint_*`` directories in a Ray Train run's storage that its snapshot does not list.
+
+    A driver killed while a checkpoint was being saved (or between writing the
+    snapshot and pruning) leaves a directory Ray Train never resumes from and
+    never deletes. A snapshot this code cannot read leaves everything as it is.
+    """
+    if not storage.is_dir():
+        return []
+    registered: set[str] = set()
+    if (storage / SNAPSHOT).is_file():
+        try:
+            state = json.loads((storage / SNAPSHOT).read_text())
+            results = state["checkpoint_results"] + state["pending_training_results"] + [state["latest_checkpoint_result"]]
+            registered = {r["checkpoint_dir_name"] for r in results if r}
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("%s: not read (%s); unregistered checkpoints are left in place", storage / SNAPSHOT, exc)
+            return []
+    stale = [p for p in storage.glob("checkpoint_*") if p.is_dir() and p.name not in registered]
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+    return stale
+
+
 def fit(
     job: TrainJob,
     output_dir: Path,
@@ -185,6 +215,10 @@ def fit(
             callbacks=list(callbacks or []) + ([step_callback(on_step)] if on_step else []),
         ),
     )
+    # What a killed run left: half-saved checkpoints, a half-copied artefact.
+    leftovers = remove_unregistered_checkpoints(Path(storage_path) / name) + remove_stale(output_dir)
+    if leftovers:
+        log.info("removed %d leftover(s) of an interrupted run: %s", len(leftovers), ", ".join(p.name for p in leftovers))
     try:
         result = trainer.fit()
     except TrainingFailedError as exc:
