@@ -66,8 +66,12 @@ def quiet_ray_data() -> None:
     context = DataContext.get_current()
     context.enable_progress_bars = False
     context.print_on_execution_start = False
+    # a handler the root logger also holds (a host program's, pytest's) sees every library's records: leave it be
+    shared = set(logging.getLogger().handlers)
     for handler in logging.getLogger("ray.data").handlers:
-        if type(handler).__name__ != "SessionFileHandler" and not any(isinstance(f, _WarningsOnly) for f in handler.filters):
+        if handler in shared or type(handler).__name__ == "SessionFileHandler":
+            continue
+        if not any(isinstance(f, _WarningsOnly) for f in handler.filters):
             handler.addFilter(_WarningsOnly())
 
 

@@ -135,15 +135,11 @@ def test_redact_text_and_tree():
     assert not is_secret_key("api_key_env") and is_secret_key("api_key") and is_secret_key("hfToken")
 
 
-def test_log_records_are_redacted(caplog, monkeypatch):
+def test_log_records_are_redacted(caplog):
     install_log_redaction()
     register_secret(KEY)
     caplog.set_level(logging.INFO)
-    # a library's logging.config call earlier in the session may have disabled existing loggers
-    for logger in (logging.getLogger("sarft_ray"), logging.getLogger("sarft_ray.ray_utils")):
-        monkeypatch.setattr(logger, "disabled", False)
-        monkeypatch.setattr(logger, "propagate", True)
-    caplog.set_level(logging.INFO, logger="sarft_ray.ray_utils")
+    caplog.set_level(logging.INFO, logger="sarft_ray.ray_utils")  # an earlier command may have quietened it
     logging.getLogger("sarft_ray.ray_utils").info("joining Ray cluster at %s", RAY_ADDRESS)
     logging.getLogger("elsewhere").warning(f"sent {KEY}")
     try:

@@ -33,6 +33,17 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _skip_shared_memory_op(deepspeed) -> None:
+    """Keep DeepSpeed from JIT-compiling its CPU shared-memory all-reduce op when it sets up communication.
+
+    Only DeepSpeed's inference all-reduce uses that op; training here all-reduces through gloo. Building it
+    needs a C++ compiler and time at the first start, and a process killed while it holds torch's build lock
+    (``torch_extensions/.../deepspeed_shm_comm/lock``, a plain file with no owner) leaves every later
+    training process on the machine waiting on that lock forever.
+    """
+    deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
+
+
 def setup_distributed() -> tuple[int, int, torch.device]:
     """Join the process group Ray Train made, or make a one-process group; return (rank, world, device)."""
     use_cuda = pick_device() == "cuda"  # auto: CUDA when one is visible
@@ -49,6 +60,8 @@ def setup_distributed() -> tuple[int, int, torch.device]:
             port = _free_port()
             os.environ.setdefault("LOCAL_RANK", "0")  # DeepSpeed's engine reads it
             dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+    if not use_cuda:
+        _skip_shared_memory_op(deepspeed)
     deepspeed.init_distributed(dist_backend=backend)
     rank, world = dist.get_rank(), dist.get_world_size()
     if use_cuda:
