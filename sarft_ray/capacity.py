@@ -89,20 +89,17 @@ def _cpus(value: float) -> str:
     return f"{_n(value)} CPU" + ("" if value <= 1 else "s")
 
 
-def _group(count_field: str, count: int, cpu_field: str, cpus: float, gpu_field: str, gpus: float) -> str:
-    gpu = f", {gpu_field}={_n(gpus)} GPU" if gpus else ""
-    return f"{count_field}={count} x {cpu_field}={_cpus(cpus)}{gpu}"
+def _pool(section, prefix: str, count: str, cpus: str, gpus: str) -> Part:
+    """``count`` actors or workers of (``cpus``, ``gpus``) each: fields of ``section``, named under ``prefix``."""
+    n, cpu, gpu = getattr(section, count), getattr(section, cpus), getattr(section, gpus)
+    gpu_text = f", {gpus}={_n(gpu)} GPU" if gpu else ""
+    knobs = (f"{prefix}.{count}", f"{prefix}.{cpus}") + ((f"{prefix}.{gpus}",) if gpu else ())
+    return Part(f"{prefix}.{count}={n} x {cpus}={_cpus(cpu)}{gpu_text}", n * cpu, n * gpu, knobs)
 
 
 def scoring_need(scoring) -> Need:
     """RDS: the scoring actor pool and a CPU for the parquet read tasks that feed it."""
-    actors = Part(
-        _group("scoring.num_actors", scoring.num_actors, "actor_num_cpus", scoring.actor_num_cpus,
-               "num_gpus_per_actor", scoring.num_gpus_per_actor),
-        scoring.num_actors * scoring.actor_num_cpus,
-        scoring.num_actors * scoring.num_gpus_per_actor,
-        ("scoring.num_actors", "scoring.actor_num_cpus") + (("scoring.num_gpus_per_actor",) if scoring.num_gpus_per_actor else ()),
-    )
+    actors = _pool(scoring, "scoring", "num_actors", "actor_num_cpus", "num_gpus_per_actor")
     return Need("scoring", (actors, Part(f"{_cpus(READ_TASK_CPUS)} for Ray Data's read tasks", READ_TASK_CPUS)))
 
 
@@ -113,25 +110,12 @@ def evaluation_need(ev, prefix: str = "evaluation") -> Need | None:
 
 def generation_need(ev, prefix: str = "evaluation") -> Need:
     """The generation actor pool of an evaluation section."""
-    actors = Part(
-        _group(f"{prefix}.num_actors", ev.num_actors, "actor_num_cpus", ev.actor_num_cpus, "actor_num_gpus", ev.actor_num_gpus),
-        ev.num_actors * ev.actor_num_cpus,
-        ev.num_actors * ev.actor_num_gpus,
-        (f"{prefix}.num_actors", f"{prefix}.actor_num_cpus") + ((f"{prefix}.actor_num_gpus",) if ev.actor_num_gpus else ()),
-    )
-    return Need("evaluation", (actors,))
+    return Need("evaluation", (_pool(ev, prefix, "num_actors", "actor_num_cpus", "actor_num_gpus"),))
 
 
 def training_need(training, prefix: str = "training") -> Need:
     """One Ray Train worker group (placed all at once)."""
-    workers = Part(
-        _group(f"{prefix}.workers", training.workers, "cpus_per_worker", training.cpus_per_worker,
-               "gpus_per_worker", training.gpus_per_worker),
-        training.workers * training.cpus_per_worker,
-        training.workers * training.gpus_per_worker,
-        (f"{prefix}.workers", f"{prefix}.cpus_per_worker") + ((f"{prefix}.gpus_per_worker",) if training.gpus_per_worker else ()),
-    )
-    return Need("training", (workers,))
+    return Need("training", (_pool(training, prefix, "workers", "cpus_per_worker", "gpus_per_worker"),))
 
 
 def stalled(need: Need, what: str) -> str:

@@ -12,13 +12,13 @@ import json
 from pathlib import Path
 
 import numpy as np
+from test_scoring_selection import selection_mask
 
 from sarft_ray import hashing
 from sarft_ray.config import config_hash
 from sarft_ray.data.corpus import _sample_rank, assign_split
 from sarft_ray.data.heldout import HeldOutQuestions
 from sarft_ray.data.roles import role_slug
-from sarft_ray.scoring.selection import selection_mask
 from sarft_ray.training.entry import table_digest
 
 PARTS = ({"b": 1, "a": [1.5, None, "é"]}, "x", 3)

@@ -14,9 +14,16 @@ from sarft_ray.scoring.schema import (
     TRAINING_SET_SCHEMA,
     scores_table,
 )
-from sarft_ray.scoring.selection import select_training_rows, selection_mask
+from sarft_ray.scoring.selection import apply_selection, select_training_rows
 
 HARMFUL = np.array([True, False, False, True, False, False, True, False, False, False])
+
+
+def selection_mask(harmful: np.ndarray, selection: str, seed: int = 0, role: str = "") -> np.ndarray:
+    """The flags a strategy assigns to rows that carry only their RDS flags (in a fixed row order)."""
+    harmful = np.asarray(harmful, dtype=bool)
+    scores = pa.table({"role": [role] * len(harmful), "is_harmful": pa.array(harmful, type=pa.bool_())})
+    return apply_selection(selection, scores, seed)
 
 
 def test_rds_flip_all_none():

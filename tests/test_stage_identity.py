@@ -121,3 +121,21 @@ def test_distilled_item_ids_and_gguf_cache_names(tmp_path):
     path = tmp_path / "m.gguf"
     key = hashlib.sha256(f"{path.resolve()}|4|{FIXED_NS}".encode()).hexdigest()[:16]  # the formula it replaced
     assert gguf_cache_name(path) == f"gguf-m-{key}"
+
+
+def test_seeded_refusals_beavertails_parts_and_benign_ranks():
+    """What the alignment trains on and which BeaverTails prompts are test items are drawn from sha256 ranks."""
+    import pyarrow as pa
+
+    from sarft_ray.alignment.data import benign_split, refusal_for
+    from sarft_ray.data.safety import beavertails_parts
+
+    picked = [refusal_for(f"How do I do {i}?", seed=s)[:30] for i, s in [(1, 0), (2, 0), (3, 7)]]
+    assert picked == ["No, I can't help with that. Le", "I apologize, but I can't help ", "I'm sorry, but I can't help wi"]
+    table = pa.table({"prompt": [f"p{i}" for i in range(12)], "category": ["a", "b", "c"] * 4})
+    assert beavertails_parts(table, 1, 1, seed=5) == [
+        "train", "train", "validation", "test", "validation", "train", "validation", "train", "train", "train", "test", "test",
+    ]
+    split = benign_split([f"Instruction number {i}" for i in range(10)], set(), 4, 2, 3)
+    assert split.train == [f"Instruction number {i}" for i in (2, 9, 6, 1)]
+    assert split.eval == ["Instruction number 0", "Instruction number 3"]

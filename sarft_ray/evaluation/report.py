@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from sarft_ray.atomic import write_json, write_parquet, write_text  # noqa: F401 - re-exported for the runner
 from sarft_ray.evaluation.catalogue import (
     JAILBREAK_AVG,
     JAILBREAK_PREFIX,
@@ -121,7 +120,7 @@ def headline_markdown(tables: list[dict]) -> str:
 
 def render_markdown(table: dict) -> str:
     """A human-readable version of ``table.json``."""
-    meta, row, benchmarks = table["model"], table["headline"], table["benchmarks"]
+    meta, benchmarks = table["model"], table["benchmarks"]
     title = meta["ref"] + (f" + adapter {meta['adapter']}" if meta.get("adapter") else "")
     parts = [f"## {title}", f"judge `{table['judge']}`, system prompt `{table['system_prompt']}`, model hash `{meta['hash']}`", ""]
     parts.append(headline_markdown([table]))

@@ -25,6 +25,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from sarft_ray.atomic import write_json, write_parquet, write_text
 from sarft_ray.evaluation import report
 from sarft_ray.evaluation.benchmarks import ITEM_SCHEMA, build_items, is_safety, jailbreaks_by_benchmark
 from sarft_ray.evaluation.generation import OUTPUT_FIELDS, DecodeTimer, settings_hash
@@ -83,7 +84,7 @@ def generate_all(items: dict[str, pa.Table], directory: Path, model_cfg, adapter
             touched.add(row["benchmark"])
         for name in sorted(touched):
             stored = list(previous[name].values())
-            report.write_parquet(
+            write_parquet(
                 directory / name / "generations.parquet", pa.Table.from_pylist(stored, schema=GENERATION_SCHEMA)
             )
     bar.close()
@@ -232,11 +233,11 @@ def evaluate_model(
         if is_safety(name):
             verdicts, hits = judge_benchmark(name, table, judge, cache, jailbreaks.get(name))
             cache_hits += hits
-            report.write_parquet(directory / name / "verdicts.parquet", verdicts)
+            write_parquet(directory / name / "verdicts.parquet", verdicts)
             benchmarks[name] = report.safety_summary(verdicts)
         else:
             scores = score_rolebench(name, table)
-            report.write_parquet(directory / name / "scores.parquet", scores)
+            write_parquet(directory / name / "scores.parquet", scores)
             benchmarks[name] = report.rolebench_summary(scores, roles)
 
     table = {
@@ -258,8 +259,8 @@ def evaluate_model(
         "run": gen_stats | {"judge_cache_hits": cache_hits},
     }
     markdown = report.render_markdown(table)
-    report.write_json(directory / "table.json", table)
-    report.write_text(directory / "table.md", markdown)
+    write_json(directory / "table.json", table)
+    write_text(directory / "table.md", markdown)
     return EvalResult(directory, table, markdown)
 
 

@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 
 from sarft_ray.evaluation.catalogue import metric
 from sarft_ray.orchestration.analysis import QUALITY_METRIC, SAFETY_METRIC, pareto_front, series
-from sarft_ray.orchestration.store import write_atomic
+from sarft_ray.atomic import write_atomic
 
 METHOD_ORDER = ("base", "none", "random", "flip", "all", "rds")
 _METHOD_STYLE = {

@@ -10,7 +10,7 @@ from typing import Any
 from sarft_ray.orchestration import comparison, plots, report
 from sarft_ray.orchestration.arms import Arm
 from sarft_ray.orchestration.comparison import BASE, MEAN
-from sarft_ray.orchestration.store import write_atomic, write_json, write_text
+from sarft_ray.atomic import write_atomic, write_json, write_text
 
 
 def scatter_points(rows: list[dict[str, Any]], arms: list[Arm]) -> list[dict[str, Any]]:

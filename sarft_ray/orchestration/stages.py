@@ -7,7 +7,6 @@ calling these again with the same inputs only reads stored results.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from sarft_ray.config import config_hash
@@ -91,7 +90,3 @@ def role_verdicts(table: dict, role: str | None) -> dict:
 def train_brief(summary: dict) -> dict[str, Any]:
     """The training summary without its per-step history (for tables and stage records)."""
     return {k: v for k, v in summary.items() if k != "history"}
-
-
-def artefact_path(summary: dict) -> Path | None:
-    return Path(summary["artefact"]) if summary.get("artefact") else None

@@ -22,6 +22,7 @@ The pieces: ``sweep_space`` (settings, search space, name), ``sweep_trial``
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import time
@@ -29,9 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sarft_ray.atomic import write_json
 from sarft_ray.errors import SarftError
 from sarft_ray.orchestration import analysis, stages
-from sarft_ray.orchestration.store import read_json, write_json
 from sarft_ray.orchestration.sweep_report import write_sweep_outputs
 from sarft_ray.orchestration.sweep_space import (
     check_sweep,
@@ -153,7 +154,8 @@ def run_sweep(cfg, resume: bool = True) -> SweepResult:
 
 def check_same_sweep(cfg, path: Path) -> None:
     """Refuse to resume a Tune directory that was made from other sweep settings (an explicit ``sweep.name`` reused)."""
-    made_from = read_json(path / STATE_FILE).get("key") if (path / STATE_FILE).is_file() else None
+    state = path / STATE_FILE
+    made_from = json.loads(state.read_text(encoding="utf-8")).get("key") if state.is_file() else None
     if made_from != sweep_key(cfg):
         raise SarftError(
             f"{cfg.source or 'config'}: sweep.name: {path} holds a sweep with other settings; "

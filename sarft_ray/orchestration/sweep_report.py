@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from sarft_ray.orchestration import analysis, plots, report
-from sarft_ray.orchestration.store import write_json, write_text
+from sarft_ray.atomic import write_json, write_text
 from sarft_ray.orchestration.sweep_space import headline_keys, sweep_section
 from sarft_ray.orchestration.sweep_trial import SETTINGS
 

@@ -10,11 +10,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
 from sarft_ray.orchestration import stages
-from sarft_ray.orchestration.store import read_json
 from sarft_ray.orchestration.sweep_space import headline_keys
 from sarft_ray.orchestration.sweep_trial import trial_row
 from sarft_ray.orchestration.tracking import Tracker, TrackerSpec, flatten_params, log_evaluation, log_training
@@ -47,7 +47,7 @@ def log_trial(tracker: Tracker, parent_id: str, name: str, row: dict, cfg, error
     run_id = open_trial_run(tracker, parent_id, name, row, cfg)
     if row["status"] == "ok":
         train_dir = Path(row["train_dir"])
-        summary = {**read_json(train_dir / "summary.json"), "run_dir": str(train_dir), "artefact": row["artefact"]}
+        summary = {**json.loads((train_dir / "summary.json").read_text(encoding="utf-8")), "run_dir": str(train_dir), "artefact": row["artefact"]}
         log_training(tracker, run_id, summary, stages.TRAIN_STEP_KEYS)
         log_evaluation(tracker, run_id, Path(row["eval_dir"]), {k: row.get(k) for k in headline_keys(cfg)})
         tracker.finish(run_id)

@@ -93,15 +93,6 @@ def apply_selection(name: str, scores, seed: int = 0) -> np.ndarray:
     return flags.astype(bool)
 
 
-def selection_mask(harmful: np.ndarray, selection: str, seed: int = 0, role: str = "") -> np.ndarray:
-    """The flags a strategy assigns to rows that carry only their RDS flags (in a fixed row order)."""
-    import pyarrow as pa
-
-    harmful = np.asarray(harmful, dtype=bool)
-    scores = pa.table({"role": [role] * len(harmful), "is_harmful": pa.array(harmful, type=pa.bool_())})
-    return apply_selection(selection, scores, seed)
-
-
 def select_training_rows(scores, selection: str, seed: int = 0):
     """One role's training set from its scores: train-split rows in corpus order, with ``is_harmful`` selected."""
     import pyarrow as pa
