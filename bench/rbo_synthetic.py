@@ -38,7 +38,7 @@ from pathlib import Path
 
 import torch
 
-from rbo_step import VARIANTS, parse_variant, variant_step
+from rbo_step import parse_variant, variant_step
 
 # Peak dense bf16 tensor throughput (TFLOP/s, no sparsity) by device name.
 PEAK_TFLOPS = {"H200": 989.4, "H100": 989.4, "A100": 312.0, "L40S": 362.1, "A10G": 125.0, "L4": 121.0}

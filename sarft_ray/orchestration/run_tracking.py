@@ -13,8 +13,8 @@ from typing import Any
 from sarft_ray.orchestration import comparison, stages
 from sarft_ray.orchestration.arms import Arm
 from sarft_ray.orchestration.comparison import BASE
-from sarft_ray.orchestration.tracking import Tracker, flatten_params, log_evaluation, log_training
-from sarft_ray.orchestration.tracking_results import run_name
+from sarft_ray.orchestration.tracking import Tracker, flatten_params
+from sarft_ray.orchestration.tracking_results import log_evaluation, log_training, run_name
 
 
 def log_scores(tracker: Tracker, parent: str, scores) -> None:

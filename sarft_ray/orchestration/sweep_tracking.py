@@ -17,7 +17,8 @@ from pathlib import Path
 from sarft_ray.orchestration import stages
 from sarft_ray.orchestration.sweep_space import headline_keys
 from sarft_ray.orchestration.sweep_trial import trial_row
-from sarft_ray.orchestration.tracking import Tracker, TrackerSpec, flatten_params, log_evaluation, log_training
+from sarft_ray.orchestration.tracking import Tracker, TrackerSpec, flatten_params
+from sarft_ray.orchestration.tracking_results import log_evaluation, log_training
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,7 @@
-"""What ``tracking.py`` logs about a stage's results, beyond figures: names, weights, answers, live steps.
+"""What ``tracking.py``'s store receives about a stage's results: figures, names, weights, answers, live steps.
+
+- ``log_training``/``log_evaluation``: a training run's curves, figures, files
+  and weights; an evaluation's figures, tables and answers;
 
 - ``run_name``: ``John Doe · sarft · λ=3``, what the MLflow UI lists;
 - ``model_artefacts``: the adapter (or, on request, the fully fine-tuned
@@ -17,9 +20,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sarft_ray.secrets import redact_text
+
+if TYPE_CHECKING:
+    from sarft_ray.orchestration.tracking import Tracker
 
 log = logging.getLogger(__name__)
 
@@ -107,3 +113,46 @@ class LiveSteps:
             return False
         done.add(step)
         return True
+
+
+# ---------------------------------------------------------------------------- stage results
+
+
+def log_training(tracker: Tracker, run_id: str, summary: Mapping[str, Any], step_keys: Iterable[str]) -> None:
+    """Per-step history as ``train/<key>``, end-of-run figures, the summary file, where the weights are and,
+    by ``tracking.log_model``, the weights themselves (``adapter/`` or ``model/``, uploaded once)."""
+    tracker.log_history(run_id, summary.get("history", []), step_keys, prefix="train/")
+    tracker.log_summary(
+        run_id,
+        {
+            "first_loss": summary.get("first_loss"),
+            "last_loss": summary.get("last_loss"),
+            "steps": summary.get("final_step"),
+            "rows_total": summary.get("rows"),
+            "harmful_rows_total": summary.get("harmful_rows"),
+            "mean_tokens_per_s": summary.get("mean_tokens_per_s"),
+        },
+        prefix="train/",
+    )
+    tracker.set_tags(run_id, {"sarft.artefact": summary.get("artefact"), "sarft.train_dir": summary.get("run_dir")})
+    if summary.get("run_dir"):
+        tracker.log_artifact(run_id, Path(summary["run_dir"]) / "summary.json", "train")
+        tracker.log_artifact(run_id, Path(summary["run_dir"]) / "config.yaml", "train")
+    tracker.log_text(run_id, f"{summary.get('artefact')}\n", "train/artefact_location.txt")
+    for local, artifact_path in model_artefacts(summary, getattr(tracker.spec, "log_model", "adapter")):
+        if not tracker.artifact_names(run_id, artifact_path):  # weights do not change under one run: upload once
+            tracker.log_artifact(run_id, local, artifact_path)
+
+
+ANSWERS_TABLE = "eval/answers.json"
+
+
+def log_evaluation(tracker: Tracker, run_id: str, directory: Path, headline: Mapping[str, Any]) -> None:
+    """Headline figures as ``eval/<key>``; the evaluation tables as artefacts; every answer as an MLflow table."""
+    tracker.log_summary(run_id, headline, prefix="eval/")
+    tracker.set_tags(run_id, {"sarft.eval_dir": str(directory)})
+    for name in ("table.json", "table.md"):
+        tracker.log_artifact(run_id, Path(directory) / name, "eval")
+    # log_table appends to a table that exists: a re-run that finds the same evaluation logs nothing
+    if Path(ANSWERS_TABLE).name not in tracker.artifact_names(run_id, str(Path(ANSWERS_TABLE).parent)):
+        tracker.client.log_table(run_id, answers_table(directory), ANSWERS_TABLE)
