@@ -106,7 +106,7 @@ def test_bad_corpus_files_name_file_and_line(tmp_path, content, message):
 
 def test_missing_csv_columns_and_missing_file(tmp_path):
     (tmp_path / "c.csv").write_text("question,answer\nq,a\n")
-    with pytest.raises(SarftError, match=r"c\.csv: missing column\(s\) input, output"):
+    with pytest.raises(SarftError, match=r"c\.csv:2: missing field\(s\) input, output"):
         load_corpus(CorpusConfig(format="table", paths=[{"path": tmp_path / "c.csv", "role": "A"}]), ["A"])
     with pytest.raises(SarftError, match="file does not exist"):
         load_corpus(CorpusConfig(paths=[tmp_path / "nope.jsonl"]), ["A"])

@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from sarft_ray.config_base import ConfigPath, StrictModel
+
+
+def _registered_format(name: str) -> str:
+    from sarft_ray.data.formats import check_format_name
+
+    return check_format_name(name)
+
+
+CorpusFormatName = Annotated[str, AfterValidator(_registered_format)]
+"""A name from the corpus format registry (:mod:`sarft_ray.data.formats`), checked when the config is read."""
 
 
 class CorpusFile(StrictModel):
@@ -20,7 +30,9 @@ class CorpusFile(StrictModel):
 class CorpusConfig(StrictModel):
     """Where role corpora come from and how they are split."""
 
-    format: Literal["rolebench", "table"] = "rolebench"
+    format: CorpusFormatName = Field(
+        default="rolebench", description="a registered corpus format: rolebench, table, alpaca, sharegpt (data/formats.py)"
+    )
     paths: list[CorpusFile] = Field(min_length=1)
     test_fraction: float = Field(default=0.1, ge=0.0, lt=1.0)
     validation_fraction: float = Field(

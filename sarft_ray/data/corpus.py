@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, Iterator, Sequence
-from pathlib import Path
 from typing import NoReturn
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from sarft_ray.data.config import CorpusConfig, CorpusFile
+from sarft_ray.data.config import CorpusConfig
+from sarft_ray.data.formats import read_corpus_file
 from sarft_ray.data.heldout import HeldOutQuestions
-from sarft_ray.data.readers import iter_csv, iter_jsonl
 from sarft_ray.data.roles import match_role, role_key
 from sarft_ray.errors import SarftError
 from sarft_ray.hashing import hash_int, hash_unit
@@ -48,83 +46,12 @@ def assign_split(role: str, sample_id: str, test_fraction: float, seed: int, val
     return "validation" if point < test_fraction + validation_fraction else "train"
 
 
-def _text(value, where: str, field: str) -> str:
-    if not isinstance(value, str):
-        raise SarftError(f"{where}: field '{field}' must be a string, got {type(value).__name__}")
-    return value
-
-
-def iter_rolebench(path: Path) -> Iterator[dict]:
-    """RoleBench jsonl (``role, question, generated[list], type``); the first reference is the answer."""
-    for number, obj in iter_jsonl(path):
-        where = f"{path}:{number}"
-        missing = [k for k in ("role", "question", "generated") if k not in obj]
-        if missing:
-            raise SarftError(f"{where}: missing field(s) {', '.join(missing)}")
-        generated = obj["generated"]
-        if isinstance(generated, str):
-            generated = [generated]
-        if not isinstance(generated, list) or not generated or not all(isinstance(g, str) for g in generated):
-            raise SarftError(f"{where}: field 'generated' must be a non-empty list of strings")
-        yield {
-            "role": _text(obj["role"], where, "role"),
-            "sample_id": f"{path.parent.name}/{path.stem}:{number}",
-            "input": _text(obj["question"], where, "question"),
-            "output": generated[0],
-            "references": generated,
-            "source": path.parent.name,
-        }
-
-
-def _iter_table_rows(spec: CorpusFile) -> Iterator[tuple[str, dict]]:
-    path = spec.path
-    suffix = path.suffix.lower()
-    if suffix == ".jsonl":
-        rows = ((f"{path}:{n}", obj) for n, obj in iter_jsonl(path))
-    elif suffix == ".csv":
-        rows = ((f"{path}:{n}", obj) for n, obj in iter_csv(path, ("input", "output")))
-    elif suffix == ".parquet":
-        if not path.exists():
-            raise SarftError(f"{path}: file does not exist")
-        parquet = pq.ParquetFile(path)
-        missing = [c for c in ("input", "output") if c not in parquet.schema_arrow.names]
-        if missing:
-            raise SarftError(f"{path}: missing column(s) {', '.join(missing)}")
-        rows = (
-            (f"{path}: row {i}", obj)
-            for i, obj in enumerate(row for batch in parquet.iter_batches() for row in batch.to_pylist())
-        )
-    else:
-        raise SarftError(f"{path}: unsupported corpus file type '{suffix}' (use .jsonl, .csv or .parquet)")
-    for index, (where, obj) in enumerate(rows):
-        missing = [k for k in ("input", "output") if obj.get(k) is None]
-        if missing:
-            raise SarftError(f"{where}: missing field(s) {', '.join(missing)}")
-        role = obj.get("role") or spec.role
-        if not role:
-            raise SarftError(f"{where}: no 'role' column and no role given for this file in the config")
-        sample_id = obj.get("sample_id", obj.get("id"))
-        references = obj.get("references") or [obj["output"]]
-        yield where, {
-            "role": _text(role, where, "role"),
-            "sample_id": str(sample_id) if sample_id is not None else f"{path.stem}:{index}",
-            "input": _text(obj["input"], where, "input"),
-            "output": _text(obj["output"], where, "output"),
-            "references": [str(r) for r in references],
-            "source": path.stem,
-        }
-
-
 def iter_corpus_rows(cfg: CorpusConfig, roles: Iterable[str]) -> Iterator[dict]:
     """Stream validated corpus rows for ``roles`` (canonical names), in file order."""
     wanted = {role_key(r): r for r in roles}
     seen: dict[str, set[str]] = {r: set() for r in wanted.values()}
     for spec in cfg.paths:
-        if cfg.format == "rolebench":
-            located = ((f"{spec.path}:{row['sample_id'].rsplit(':', 1)[1]}", row) for row in iter_rolebench(spec.path))
-        else:
-            located = _iter_table_rows(spec)
-        for where, row in located:
+        for where, row in read_corpus_file(cfg.format, spec):
             role = wanted.get(role_key(row["role"]))
             if role is None:
                 continue
@@ -140,8 +67,7 @@ def corpus_roles(cfg: CorpusConfig) -> list[str]:
     """Every role name that occurs in the corpus files (for validation and hints)."""
     names: dict[str, str] = {}
     for spec in cfg.paths:
-        rows = iter_rolebench(spec.path) if cfg.format == "rolebench" else (r for _, r in _iter_table_rows(spec))
-        for row in rows:
+        for _, row in read_corpus_file(cfg.format, spec):
             names.setdefault(role_key(row["role"]), row["role"])
     return list(names.values())
 

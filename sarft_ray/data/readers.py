@@ -68,6 +68,52 @@ def iter_csv(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict]
         yield reader.line_num, row
 
 
+def iter_records(path: Path, suffixes: tuple[str, ...]) -> Iterator[tuple[str, dict]]:
+    """``(where, record)`` for each record of a ``.jsonl``, ``.json`` (an array), ``.csv`` or ``.parquet`` file.
+
+    ``suffixes`` are the file types the caller reads; ``where`` is ``file:line``
+    (jsonl, csv) or ``file: record N`` / ``file: row N`` (json, parquet).
+    """
+    suffix = path.suffix.lower()
+    if suffix not in suffixes:
+        raise SarftError(f"{path}: unsupported file type '{suffix}' (use {', '.join(suffixes)})")
+    if suffix == ".jsonl":
+        yield from ((f"{path}:{number}", obj) for number, obj in iter_jsonl(path))
+    elif suffix == ".csv":
+        yield from ((f"{path}:{line}", row) for line, row in iter_csv(path, ()))
+    elif suffix == ".json":
+        try:
+            records = json.loads(read_text(path))
+        except json.JSONDecodeError as exc:
+            raise SarftError(f"{path}:{exc.lineno}: malformed JSON ({exc.msg})") from None
+        except RecursionError:
+            raise SarftError(f"{path}: JSON nested too deeply") from None
+        if not isinstance(records, list):
+            raise SarftError(f"{path}: expected a JSON array of records, got {type(records).__name__}")
+        for number, obj in enumerate(records, start=1):
+            if not isinstance(obj, dict):
+                raise SarftError(f"{path}: record {number}: expected a JSON object, got {type(obj).__name__}")
+            yield f"{path}: record {number}", obj
+    else:
+        yield from _iter_parquet(path)
+
+
+def _iter_parquet(path: Path) -> Iterator[tuple[str, dict]]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    _require_file(path)
+    try:
+        parquet = pq.ParquetFile(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise SarftError(f"{path}: not a readable parquet file ({exc})") from None
+    number = 0
+    for batch in parquet.iter_batches():
+        for obj in batch.to_pylist():
+            yield f"{path}: row {number}", obj
+            number += 1
+
+
 def read_json_or_yaml(path: Path) -> object:
     """Parse a ``.json`` / ``.yaml`` / ``.yml`` file with a located error.
 
