@@ -94,6 +94,10 @@ def _pool(section, prefix: str, count: str, cpus: str, gpus: str) -> Part:
     n, cpu, gpu = getattr(section, count), getattr(section, cpus), getattr(section, gpus)
     gpu_text = f", {gpus}={_n(gpu)} GPU" if gpu else ""
     knobs = (f"{prefix}.{count}", f"{prefix}.{cpus}") + ((f"{prefix}.{gpus}",) if gpu else ())
+    least = getattr(section, "min_actors", None)
+    if least is not None:  # an autoscaling pool needs its smallest size; it grows only into free resources
+        label = f"{prefix}.min_actors={least} (growing to {count}={n}) x {cpus}={_cpus(cpu)}{gpu_text}"
+        return Part(label, least * cpu, least * gpu, (f"{prefix}.min_actors",) + knobs[1:])
     return Part(f"{prefix}.{count}={n} x {cpus}={_cpus(cpu)}{gpu_text}", n * cpu, n * gpu, knobs)
 
 

@@ -40,3 +40,10 @@ def _data_reference(value, info: ValidationInfo):
 ConfigPath = Annotated[Path, BeforeValidator(_data_reference), AfterValidator(_resolve_path)]
 """A path field: relative values are resolved against the directory of the config file; data references
 (``hf://datasets/OWNER/NAME[@REVISION]/PATH``, ``sarft-data://PATH``) are resolved to a cached or fetched file."""
+
+
+def pool_bounds(section):
+    """An after-validator of a section with ``num_actors`` and ``min_actors``: the smallest pool fits in the largest."""
+    if section.min_actors is not None and section.min_actors > section.num_actors:
+        raise ValueError(f"min_actors ({section.min_actors}) must not exceed num_actors ({section.num_actors})")
+    return section

@@ -117,6 +117,16 @@ def init_ray(cfg: RayConfig | None = None, env_vars: dict[str, str] | None = Non
     return ray
 
 
+def actor_pool(num_actors: int, min_actors: int | None):
+    """Ray Data's actor pool for ``map_batches``: ``num_actors`` fixed, or from ``min_actors`` up to ``num_actors``
+    as blocks queue (an autoscaling cluster then adds nodes for the pool only while there is work)."""
+    import ray
+
+    if min_actors is None:
+        return ray.data.ActorPoolStrategy(size=num_actors)
+    return ray.data.ActorPoolStrategy(min_size=min_actors, max_size=num_actors)
+
+
 @contextlib.contextmanager
 def remote_args_allowed():
     """Around ``map_batches(..., **ACTOR_RESTARTS)``: Ray 2.60 warns that ``**ray_remote_args`` is deprecated

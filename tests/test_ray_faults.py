@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from test_scoring_store import write_experiment
 
-from sarft_ray.capacity import Capacity, check, experiment_needs, sweep_need, training_need
+from sarft_ray.capacity import Capacity, check, experiment_needs, scoring_need, sweep_need, training_need
 from sarft_ray.config import load_config
 from sarft_ray.errors import SarftError
 from sarft_ray.preflight import check_adapter_dir
@@ -61,6 +61,14 @@ def test_each_stage_states_what_it_holds(tmp_path):
         check([training_need(cfg(training={"workers": 2, "cpus_per_worker": 1.5}).training)], two, "x.yaml")
     with pytest.raises(SarftError, match=r"ray.num_gpus: 0 GPU cannot hold .*gpus_per_worker=1 GPU"):
         check([training_need(cfg(training={"gpus_per_worker": 1}).training)], two)
+
+    # an autoscaling pool needs only its smallest size to start
+    autoscaled = scoring_need(cfg(scoring={"min_actors": 1, "num_actors": 8}).scoring)
+    assert autoscaled.cpus == 0.5 + 1 and "scoring.min_actors=1 (growing to num_actors=8)" in autoscaled.parts[0].what
+    with pytest.raises(SarftError, match=r"scoring.*min_actors \(3\) must not exceed num_actors \(1\)"):
+        cfg(scoring={"min_actors": 3})
+    with pytest.raises(SarftError, match=r"evaluation.*min_actors \(2\) must not exceed num_actors \(1\)"):
+        cfg(evaluation={"min_actors": 2})
 
     # every concurrent trial's driver holds its CPU while its training waits for one more
     sweep = cfg(sweep={"space": {"lambda_kl": [0.0, 1.0]}, "trial_cpus": 1, "max_concurrent_trials": 2})

@@ -69,7 +69,9 @@ def test_scores_every_row_once_per_role_and_reuses_them(experiment, ray_local, t
     again = score_roles(cfg, progress=False)
     assert again.reused and again.directory == result.directory and parquet.stat().st_mtime_ns == written
 
-    forced = score_roles(cfg, force=True, progress=False)
+    # forced, on an autoscaling pool of 1 to 2 actors (pool sizes are not part of the scores' identity)
+    autoscaled = cfg.model_copy(update={"scoring": cfg.scoring.model_copy(update={"min_actors": 1, "num_actors": 2})})
+    forced = score_roles(autoscaled, force=True, progress=False)
     assert not forced.reused and forced.directory == result.directory
     assert parquet.stat().st_mtime_ns != written
     assert forced.roles == result.roles

@@ -87,7 +87,7 @@ def _not_hashed(acfg) -> dict:
     check, speed-only settings, and ``role_questions`` when 0 (so a model aligned before character
     questions existed is found again)."""
     exclude = {"harmful_source": True, "benign_source": True, "role_questions_source": True, "check": True,
-               "training": set(SPEED_ONLY_TRAINING_FIELDS)}
+               "training": True}  # hashed on its own: TrainingConfig.hashed_settings
     if not acfg.role_questions:
         exclude["role_questions"] = True
     return exclude
@@ -101,7 +101,8 @@ def alignment_inputs(cfg) -> dict:
     return {
         "format_version": 1,
         "model": model_identity(cfg.model),
-        "alignment": cfg.alignment.model_dump(mode="json", exclude=_not_hashed(cfg.alignment)),
+        "alignment": cfg.alignment.model_dump(mode="json", exclude=_not_hashed(cfg.alignment))
+        | {"training": cfg.alignment.training.hashed_settings(set(SPEED_ONLY_TRAINING_FIELDS))},
         "beavertails_split": cfg.evaluation.beavertails_split.model_dump(mode="json", exclude={"use"}),
         "files": [file_digest(harmful), file_digest(benign)]
         + ([file_digest(questions)] if (questions := _role_questions_source(cfg)) else []),

@@ -25,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from sarft_ray.config_base import ConfigPath, StrictModel
+from sarft_ray.config_base import ConfigPath, StrictModel, pool_bounds
 
 BENCHMARKS: tuple[str, ...] = ("rolebench_spe", "rolebench_raw", "advbench", "beavertails")  # the default set
 
@@ -146,13 +146,18 @@ class EvaluationConfig(StrictModel):
     generation: GenerationConfig = GenerationConfig()
     backend: Literal["ray", "local"] = Field("ray", description="ray: Ray Data actor pool; local: in-process")
     save_every: PositiveInt = Field(256, description="answers generated between writes (a stopped run keeps them)")
-    num_actors: PositiveInt = 1
+    num_actors: PositiveInt = Field(1, description="generation actors (with min_actors: the most)")
+    min_actors: PositiveInt | None = Field(
+        None, description="an autoscaling pool: start with this many, grow to num_actors; null: fixed"
+    )
     actor_num_cpus: PositiveFloat = Field(0.5, description="fractional on small machines so read tasks still run")
     actor_num_gpus: float = Field(0.0, ge=0)
     torch_threads: PositiveInt | None = Field(
         None, description="CPU threads per generation worker; null keeps Ray's default (the actor's CPU share, min 1)"
     )
     device: str = Field("auto", description="auto: cuda when the actor has a GPU, else cpu")
+
+    _pool_bounds = model_validator(mode="after")(pool_bounds)
 
     @field_validator("judge", mode="before")
     @classmethod

@@ -23,7 +23,7 @@ from sarft_ray.devices import pick_device
 from sarft_ray.evaluation.config import EvaluationConfig, GenerationConfig
 from sarft_ray.evaluation.generation import generate_table, load_generator
 from sarft_ray.models import ModelConfig
-from sarft_ray.ray_utils import ACTOR_RESTARTS, bounded_batches, is_ray_error, ray_failure, remote_args_allowed
+from sarft_ray.ray_utils import ACTOR_RESTARTS, actor_pool, bounded_batches, is_ray_error, ray_failure, remote_args_allowed
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def generate_with_ray(
                 "num_gpus": cfg.actor_num_gpus,
                 "torch_threads": cfg.torch_threads,
             },
-            compute=ray.data.ActorPoolStrategy(size=cfg.num_actors),
+            compute=actor_pool(cfg.num_actors, cfg.min_actors),
             num_cpus=cfg.actor_num_cpus,
             num_gpus=cfg.actor_num_gpus,
             batch_size=cfg.generation.batch_size,

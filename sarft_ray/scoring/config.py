@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from sarft_ray.config_base import StrictModel
+from sarft_ray.config_base import StrictModel, pool_bounds
 from sarft_ray.devices import device_kind
 
 
@@ -26,12 +26,17 @@ class ScoringConfig(StrictModel):
         default_factory=lambda: ["train"], min_length=1, description="corpus splits to score (training reads 'train')"
     )
     selection_seed: int = Field(default=0, description="seed of the 'random' selection ablation")
-    num_actors: int = Field(default=1, ge=1)
+    num_actors: int = Field(default=1, ge=1, description="scoring actors (with min_actors: the most)")
+    min_actors: int | None = Field(
+        default=None, ge=1, description="an autoscaling pool: start with this many, grow to num_actors; null: fixed"
+    )
     actor_num_cpus: float = Field(default=0.5, gt=0)
     num_gpus_per_actor: float = Field(default=0.0, ge=0)
     torch_threads: int | None = Field(
         default=None, ge=1, description="intra-op threads per scoring actor; null: max(1, round(actor_num_cpus))"
     )
+
+    _pool_bounds = model_validator(mode="after")(pool_bounds)
 
     @property
     def device(self) -> str:

@@ -31,6 +31,7 @@ import pyarrow.compute as pc
 from sarft_ray.data.prompts import RolePrompts
 from sarft_ray.ray_utils import (  # noqa: F401 - user_error: re-exported
     ACTOR_RESTARTS,
+    actor_pool,
     bounded_batches,
     is_ray_error,
     ray_failure,
@@ -123,7 +124,7 @@ def run_scoring(
         ds = ds.map_batches(
             ScoreActor,
             fn_constructor_kwargs={"model": model, "prompts": prompts, "scoring": scoring, "scores_hash": scores_hash},
-            compute=ray.data.ActorPoolStrategy(size=scoring.num_actors),
+            compute=actor_pool(scoring.num_actors, scoring.min_actors),
             num_cpus=scoring.actor_num_cpus,
             num_gpus=scoring.num_gpus_per_actor,
             batch_size=scoring.rows_per_call,

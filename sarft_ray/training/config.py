@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from sarft_ray.config_base import ConfigPath, StrictModel
 
@@ -17,6 +17,9 @@ def _registered_selection(name: str) -> str:
 
 SelectionName = Annotated[str, AfterValidator(_registered_selection)]
 """A name from the selection registry (:mod:`sarft_ray.scoring.selection`), checked when the config is read."""
+
+# training settings added after stored runs were named: left out of a run's hash at their default
+ADDED_AT_DEFAULT = ("warmup_ratio", "lr_scheduler_kwargs")
 
 # The authors' release form of the loss; ``release_form: true`` selects all three at once.
 RELEASE_LOSS = {"kl_direction": "ref_to_policy", "kl_span": "all", "ce_norm": "sequence"}
@@ -42,8 +45,15 @@ class TrainingConfig(StrictModel):
     epochs: int = Field(default=1, ge=1)
     max_steps: int | None = Field(default=None, ge=1, description="optimizer steps; overrides epochs when set")
     lr: float = Field(default=2e-4, gt=0.0)
-    lr_schedule: Literal["constant", "linear", "cosine"] = "constant"
-    warmup_steps: int = Field(default=0, ge=0)
+    lr_schedule: str = Field(
+        default="constant",
+        description="a transformers.get_scheduler name: constant, linear, cosine, cosine_with_min_lr, polynomial, ...",
+    )
+    lr_scheduler_kwargs: dict[str, float | int | str] = Field(
+        default_factory=dict, description="the schedule's own settings (e.g. min_lr_rate for cosine_with_min_lr)"
+    )
+    warmup_steps: int = Field(default=0, ge=0, description="linear warmup from 0; 'constant' becomes constant_with_warmup")
+    warmup_ratio: float = Field(default=0.0, ge=0.0, lt=1.0, description="warmup as a fraction of all steps (rounded up)")
     weight_decay: float = Field(default=0.0, ge=0.0)
     max_grad_norm: float = Field(default=1.0, ge=0.0, description="0 disables clipping")
     micro_batch_size: int = Field(default=8, ge=1, description="rows per forward pass on one worker")
@@ -52,7 +62,9 @@ class TrainingConfig(StrictModel):
     lora_r: int = Field(default=32, ge=1)
     lora_alpha: float = Field(default=64.0, gt=0.0)
     lora_dropout: float = Field(default=0.05, ge=0.0, lt=1.0)
-    lora_target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "v_proj"], min_length=1)
+    lora_target_modules: Annotated[list[str], Field(min_length=1)] | Literal["all-linear"] = Field(
+        default_factory=lambda: ["q_proj", "v_proj"], description="module names, or all-linear (every linear layer but the output head)"
+    )
 
     deepspeed: ConfigPath | None = Field(default=None, description="ZeRO config JSON; null: configs/ds_zero2.json")
     workers: int = Field(default=1, ge=1)
@@ -83,6 +95,32 @@ class TrainingConfig(StrictModel):
             if clash:
                 raise ValueError(f"release_form fixes {', '.join(clash)}; remove {'them' if len(clash) > 1 else 'it'}")
         return self
+
+    @field_validator("lr_schedule")
+    @classmethod
+    def _known_schedule(cls, name: str) -> str:
+        from sarft_ray.training.schedule import check_schedule_name
+
+        return check_schedule_name(name)
+
+    @model_validator(mode="after")
+    def _one_warmup(self):
+        if self.warmup_steps and self.warmup_ratio:
+            raise ValueError("set warmup_steps or warmup_ratio, not both")
+        if self.lr_scheduler_kwargs:
+            from sarft_ray.training.schedule import check_schedule_settings
+
+            check_schedule_settings(self)
+        return self
+
+    def hashed_settings(self, exclude: set[str]) -> dict:
+        """The settings that name a trained model in its run hash: all but ``exclude``; settings added later
+        are left out at their default, so the hashes of runs that do not use them stay as they were."""
+        settings = self.model_dump(mode="json", exclude=exclude)
+        for name in ADDED_AT_DEFAULT:
+            if name in settings and settings[name] == type(self).model_fields[name].get_default(call_default_factory=True):
+                del settings[name]
+        return settings
 
     def loss_settings(self) -> dict:
         """kl_direction / kl_span / ce_norm as they apply (release_form substitutes the release's)."""

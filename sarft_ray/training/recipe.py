@@ -40,9 +40,9 @@ from sarft_ray.training.data import StepPlan, collate, encode_rows
 from sarft_ray.training.loss import LossOptions, rbo_forward
 from sarft_ray.training.reference import build_reference, policy_logits
 from sarft_ray.training.rng import seed_step
+from sarft_ray.training.schedule import build_scheduler
 from sarft_ray.training.worker import (  # noqa: F401 - FAIL_ENV: ray_trainer reads it from here
     FAIL_ENV,
-    lr_lambda,
     maybe_fail,
     prepare_trainable,
     setup_distributed,
@@ -121,7 +121,7 @@ def train(
     )
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg, plan.total_steps))
+    scheduler = build_scheduler(optimizer, cfg, plan.total_steps)
     engine, optimizer, _, scheduler = deepspeed.initialize(
         model=model,
         optimizer=optimizer,

@@ -1,18 +1,16 @@
 """What each training worker sets up around the RBO loop (``recipe.train``).
 
 The process group (gloo on CPU, nccl on GPU; a private one-member group for a
-lone process), the trainable model (LoRA adapter or every weight), the LR
-schedule, and fault injection (one worker exits once at a chosen step, to
+lone process), the trainable model (LoRA adapter or every weight) and fault
+injection (one worker exits once at a chosen step, to
 exercise recovery).
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import os
 import socket
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -86,30 +84,13 @@ def prepare_trainable(model: torch.nn.Module, cfg: TrainingConfig) -> torch.nn.M
             r=cfg.lora_r,
             lora_alpha=cfg.lora_alpha,
             lora_dropout=cfg.lora_dropout,
-            target_modules=list(cfg.lora_target_modules),
+            target_modules=cfg.lora_target_modules if isinstance(cfg.lora_target_modules, str) else list(cfg.lora_target_modules),
             task_type="CAUSAL_LM",
         )
         model = get_peft_model(model, lora)
     else:
         model.requires_grad_(True)
     return model.train()
-
-
-def lr_lambda(cfg: TrainingConfig, total_steps: int) -> Callable[[int], float]:
-    """Multiplier of ``cfg.lr`` after ``step`` optimizer steps: linear warmup, then the schedule."""
-
-    def factor(step: int) -> float:
-        if step < cfg.warmup_steps:
-            return (step + 1) / (cfg.warmup_steps + 1)
-        if cfg.lr_schedule == "constant":
-            return 1.0
-        progress = (step - cfg.warmup_steps) / max(1, total_steps - cfg.warmup_steps)
-        progress = min(progress, 1.0)
-        if cfg.lr_schedule == "linear":
-            return 1.0 - progress
-        return 0.5 * (1.0 + math.cos(math.pi * progress))
-
-    return factor
 
 
 def fail_at_step(cfg: TrainingConfig) -> int | None:
