@@ -49,6 +49,18 @@ class RayConfig(StrictModel):
     num_cpus: int | None = Field(default=None, ge=1, description="CPUs of a local cluster (null: all)")
     num_gpus: int | None = Field(default=None, ge=0)
     include_dashboard: bool = True
+    storage_path: str | None = Field(
+        default=None,
+        description="Ray Train checkpoints on shared storage every node reaches: an absolute path or a URI "
+        "(s3://, gs://, file://); null: each run's own directory (one machine)",
+    )
+
+    @field_validator("storage_path")
+    @classmethod
+    def _storage(cls, value: str | None) -> str | None:
+        from sarft_ray.storage import check_storage_path
+
+        return None if value is None else check_storage_path(value)
 
 
 class ExperimentConfig(StrictModel):

@@ -107,7 +107,7 @@ def test_checkpoints_ray_train_never_registered_are_removed(tmp_path):
     entry = {"checkpoint_dir_name": "checkpoint_a", "metrics": {}}
     state = {"checkpoint_results": [entry], "pending_training_results": [], "latest_checkpoint_result": entry}
     (storage / SNAPSHOT).write_text(json.dumps(state))
-    assert sorted(p.name for p in remove_unregistered_checkpoints(storage)) == ["checkpoint_b", "checkpoint_c"]
+    assert sorted(remove_unregistered_checkpoints(storage)) == ["checkpoint_b", "checkpoint_c"]
     assert sorted(p.name for p in storage.iterdir()) == ["checkpoint_a", SNAPSHOT]
 
     (storage / "checkpoint_d").mkdir()
@@ -115,8 +115,11 @@ def test_checkpoints_ray_train_never_registered_are_removed(tmp_path):
     assert remove_unregistered_checkpoints(storage) == []
     assert (storage / "checkpoint_d").is_dir()
     (storage / SNAPSHOT).unlink()  # no snapshot: Ray Train resumes from none of them
-    assert sorted(p.name for p in remove_unregistered_checkpoints(storage)) == ["checkpoint_a", "checkpoint_d"]
+    assert sorted(remove_unregistered_checkpoints(storage)) == ["checkpoint_a", "checkpoint_d"]
     assert remove_unregistered_checkpoints(tmp_path / "missing") == []
+    # the same on storage named by a URI (ray.storage_path)
+    (storage / "checkpoint_e").mkdir()
+    assert remove_unregistered_checkpoints(f"file://{storage}") == ["checkpoint_e"] and not (storage / "checkpoint_e").exists()
 
 
 # --- helpers: stages as processes ------------------------------------------------------------------------

@@ -45,14 +45,25 @@ def test_two_worker_full_run_resumes_after_the_driver_gives_up(ray_local, tmp_pa
     common = dict(mode="full", lr=1e-3, micro_batch_size=2, max_steps=6, workers=2, cpus_per_worker=0.5, checkpoint_every=2)
     reference = train_role(experiment(tmp_path / "reference", shared_data, tiny_model_dir, **common), "John Doe",
                            training_set=memo_table())
+    shared = tmp_path / "shared-storage"  # what every node of a cluster would reach, named by a URI
+
+    def on_shared_storage(cfg):
+        return cfg.model_copy(update={"ray": cfg.ray.model_copy(update={"storage_path": f"file://{shared}"})})
+
     # no restarts allowed: the injected failure at step 3 ends the run with a clear error
-    failing = experiment(tmp_path, shared_data, tiny_model_dir, **common, max_failures=0, fail_at_step=3)
+    failing = on_shared_storage(experiment(tmp_path, shared_data, tiny_model_dir, **common, max_failures=0, fail_at_step=3))
     with pytest.raises(TrainingFailed, match="running the same command again resumes"):
         train_role(failing, "John Doe", training_set=memo_table())
     # the same command again (fault settings are not part of the run's identity) resumes from step 2
-    cfg = experiment(tmp_path, shared_data, tiny_model_dir, **common)
+    cfg = on_shared_storage(experiment(tmp_path, shared_data, tiny_model_dir, **common))
     summary = train_role(cfg, "John Doe", training_set=memo_table())
     assert summary["final_step"] == 6 and summary["resumed_from_steps"] == [2]
+    # Ray Train's checkpoints went to the shared storage, in the run's place below the output root;
+    # the artefact was installed in the run directory
+    run_dir = Path(summary["run_dir"])
+    place = shared / run_dir.resolve().relative_to(Path(cfg.output_root).resolve()) / "ray"
+    assert any(place.glob("checkpoint_*")) and not (run_dir / "ray").exists()
+    assert Path(summary["artefact"]).parent == run_dir
     assert [h["step"] for h in summary["history"]] == list(range(1, 7))
     assert trajectory(summary["history"]) == trajectory(reference["history"])  # optimizer and LR state replay
     assert summary["history"][-1]["loss"] < summary["history"][0]["loss"] - 0.3

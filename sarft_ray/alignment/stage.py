@@ -31,8 +31,6 @@ from sarft_ray.errors import SarftError
 
 log = logging.getLogger(__name__)
 
-# Training settings that change only how fast the aligned model is made (training.entry leaves them out of a
-# run's hash too); added after stored alignments were named, so left out of the alignment's hash.
 CHECK_KEYS = ("advbench_rr", "beavertails_rr", "benign_rr", "rolebench_spe_rouge_l_first")
 
 
@@ -132,10 +130,11 @@ def train_aligned(cfg, rows: list[dict], directory: Path, use_ray: bool) -> dict
         return json.loads((directory / "summary.json").read_text())
     if use_ray:
         from sarft_ray.ray_utils import init_ray
+        from sarft_ray.storage import run_storage
         from sarft_ray.training.ray_trainer import fit
 
         init_ray(cfg.ray)
-        return fit(job, output_dir=directory, storage_path=directory, name="ray")
+        return fit(job, output_dir=directory, storage_path=run_storage(cfg.ray.storage_path, directory, cfg.output_root), name="ray")
     from sarft_ray.training.recipe import train
 
     store = LocalCheckpoints(directory / "checkpoints", keep=training.keep_checkpoints)

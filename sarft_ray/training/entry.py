@@ -66,7 +66,7 @@ def run_hash(model: dict, training: TrainingConfig, rows_digest: str, system_pro
     """What determines the trained weights: model, training settings, data, prompt, DeepSpeed settings."""
     from sarft_ray.config import config_hash
 
-    settings = training.model_dump(mode="json", exclude=set(OPERATIONAL_FIELDS) | {"deepspeed"})
+    settings = training.hashed_settings(set(OPERATIONAL_FIELDS) | {"deepspeed"})
     return config_hash(model, settings, rows_digest, system_prompt, ds_config)
 
 
@@ -152,12 +152,18 @@ def train_role(
     )
     if force:
         _clear_previous(run_dir)
+        if cfg.ray.storage_path is not None:  # the checkpoints a forced run must not resume from
+            from sarft_ray.storage import join, remove_dir, run_storage
+
+            remove_dir(join(run_storage(cfg.ray.storage_path, run_dir, cfg.output_root), "ray"))
     if use_ray:
         from sarft_ray.ray_utils import init_ray
+        from sarft_ray.storage import run_storage
         from sarft_ray.training.ray_trainer import fit
 
         init_ray(cfg.ray)
-        summary = fit(job, output_dir=run_dir, storage_path=run_dir, name="ray", on_step=on_step, callbacks=ray_callbacks)
+        storage = run_storage(cfg.ray.storage_path, run_dir, cfg.output_root)
+        summary = fit(job, output_dir=run_dir, storage_path=storage, name="ray", on_step=on_step, callbacks=ray_callbacks)
     else:
         from sarft_ray.training.recipe import train
 

@@ -12,7 +12,6 @@ import contextlib
 import json
 import logging
 import os
-import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,6 +20,7 @@ from sarft_ray.atomic import remove_stale
 from sarft_ray.capacity import check_stage, placeable_workers, training_need  # noqa: F401 - placeable_workers: re-exported
 from sarft_ray.errors import SarftError
 from sarft_ray.ray_utils import root_cause
+from sarft_ray.storage import is_uri, join, list_dirs, read_text, remove_dir
 from sarft_ray.training.checkpointing import FINAL, install_final
 from sarft_ray.training.config import TrainingConfig
 from sarft_ray.training.recipe import FAIL_ENV, TrainJob, train
@@ -139,42 +139,47 @@ def worker_env() -> dict[str, str]:
 SNAPSHOT = "checkpoint_manager_snapshot.json"  # Ray Train's list of the checkpoints it resumes from and prunes
 
 
-def remove_unregistered_checkpoints(storage: Path) -> list[Path]:
+def remove_unregistered_checkpoints(storage: str | Path) -> list[str]:
     """Delete the ``checkpoint_*`` directories in a Ray Train run's storage that its snapshot does not list.
 
     A driver killed while a checkpoint was being saved (or between writing the
     snapshot and pruning) leaves a directory Ray Train never resumes from and
     never deletes. A snapshot this code cannot read leaves everything as it is.
+    ``storage`` is a local path or a URI (``ray.storage_path``); returns the names removed.
     """
-    if not storage.is_dir():
+    location = str(storage)
+    found = list_dirs(location, "checkpoint_")
+    if not found:
         return []
     registered: set[str] = set()
-    if (storage / SNAPSHOT).is_file():
+    snapshot = read_text(join(location, SNAPSHOT))
+    if snapshot is not None:
         try:
-            state = json.loads((storage / SNAPSHOT).read_text())
+            state = json.loads(snapshot)
             results = state["checkpoint_results"] + state["pending_training_results"] + [state["latest_checkpoint_result"]]
             registered = {r["checkpoint_dir_name"] for r in results if r}
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            log.warning("%s: not read (%s); unregistered checkpoints are left in place", storage / SNAPSHOT, exc)
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("%s: not read (%s); unregistered checkpoints are left in place", join(location, SNAPSHOT), exc)
             return []
-    stale = [p for p in storage.glob("checkpoint_*") if p.is_dir() and p.name not in registered]
-    for path in stale:
-        shutil.rmtree(path, ignore_errors=True)
+    stale = [name for name in found if name not in registered]
+    for name in stale:
+        remove_dir(join(location, name))
     return stale
 
 
 def fit(
     job: TrainJob,
     output_dir: Path,
-    storage_path: Path,
+    storage_path: str | Path,
     name: str = "ray",
     on_step: Callable[[dict], None] | None = None,
     callbacks: list | None = None,
 ) -> dict:
     """Run the job on Ray Train, install the artefact in ``output_dir``, return the summary.
 
-    Ray must already be initialised. Checkpoints live in ``storage_path/name``;
-    running again with the same two values resumes the latest checkpoint.
+    Ray must already be initialised. Checkpoints live in ``storage_path/name``
+    (a local path or a URI: ``storage.run_storage``); running again with the
+    same two values resumes the latest checkpoint.
     ``on_step`` and ``callbacks`` (``ray.train.UserCallback``) see every step's
     metrics; both run in Ray Train's controller process.
     """
@@ -208,7 +213,7 @@ def fit(
         scaling_config=ScalingConfig(num_workers=cfg.workers, use_gpu=use_gpu, resources_per_worker=resources),
         run_config=RunConfig(
             name=name,
-            storage_path=str(Path(storage_path).resolve()),
+            storage_path=str(storage_path) if is_uri(str(storage_path)) else str(Path(storage_path).resolve()),
             failure_config=FailureConfig(max_failures=cfg.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=cfg.keep_checkpoints),
             worker_runtime_env={"env_vars": env},
@@ -216,9 +221,9 @@ def fit(
         ),
     )
     # What a killed run left: half-saved checkpoints, a half-copied artefact.
-    leftovers = remove_unregistered_checkpoints(Path(storage_path) / name) + remove_stale(output_dir)
+    leftovers = remove_unregistered_checkpoints(join(str(storage_path), name)) + [p.name for p in remove_stale(output_dir)]
     if leftovers:
-        log.info("removed %d leftover(s) of an interrupted run: %s", len(leftovers), ", ".join(p.name for p in leftovers))
+        log.info("removed %d leftover(s) of an interrupted run: %s", len(leftovers), ", ".join(leftovers))
     try:
         result = trainer.fit()
     except TrainingFailedError as exc:
