@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from sarft_ray.orchestration.tracking import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, Tracker, TrackerSpec, default_uri
-from sarft_ray.orchestration.tracking_results import LiveSteps, answers_table, model_artefacts, run_name
+from sarft_ray.orchestration.tracking_results import LiveSteps, answers_table, model_artefacts, run_name, trial_run_name
 
 
 def tracker_at(tmp_path: Path, log_model: str = "adapter") -> Tracker:
@@ -41,6 +41,9 @@ def test_run_names_carry_role_arm_and_lambda_and_follow_a_rename(tmp_path):
     assert run_name("John Doe", "sarft", 3.0) == "John Doe · sarft · λ=3"
     assert run_name("John Doe", "sft", 0.25) == "John Doe · sft · λ=0.25"
     assert run_name("John Doe", "base", None) == "John Doe · base"
+    # a sweep trial: the same, then any other setting the sweep varies
+    trial = {"role": "John Doe", "selection": "rds", "lambda_kl": 0.5, "lr": 0.0002, "varied": ["role", "lambda_kl", "lr"]}
+    assert trial_run_name(trial) == "John Doe · rds · λ=0.5 · lr=0.0002"
     tracker = tracker_at(tmp_path)
     run_id = tracker.open_run("k", "John Doe / sarft", "role")
     assert tracker.open_run("k", run_name("John Doe", "sarft", 3.0), "role") == run_id

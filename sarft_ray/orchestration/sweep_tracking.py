@@ -18,7 +18,7 @@ from sarft_ray.orchestration import stages
 from sarft_ray.orchestration.sweep_space import headline_keys
 from sarft_ray.orchestration.sweep_trial import trial_row
 from sarft_ray.orchestration.tracking import Tracker, TrackerSpec, flatten_params
-from sarft_ray.orchestration.tracking_results import log_evaluation, log_training
+from sarft_ray.orchestration.tracking_results import log_evaluation, log_training, trial_run_name
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ def open_trial_run(tracker: Tracker, parent_id: str, name: str, row: dict, cfg) 
 
     run_id = tracker.open_run(
         f"sweep/{name}/trial/{row['trial_id']}",
-        " | ".join([row["role"], *(f"{k}={row[k]}" for k in row["varied"] if k != "role")]),
+        trial_run_name(row),
         "trial",
         parent_id=parent_id,
         tags={"sarft.role": row["role"], "sarft.method": str(row["selection"]), "sarft.trial_id": row["trial_id"],

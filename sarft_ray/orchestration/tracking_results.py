@@ -67,6 +67,15 @@ def run_name(role: str, arm: str, lambda_kl: float | None) -> str:
     return " · ".join(parts)
 
 
+def trial_run_name(row: Mapping[str, Any]) -> str:
+    """A sweep trial as ``run_name`` names a role's run, then any other setting the sweep varies:
+    ``John Doe · rds · λ=0.5 · lr=0.0002``."""
+    rest = [f"{k}={row[k]:g}" if isinstance(row[k], float) else f"{k}={row[k]}"
+            for k in row["varied"] if k not in ("role", "selection", "lambda_kl")]
+    lambda_kl = row.get("lambda_kl")
+    return " · ".join([run_name(row["role"], str(row["selection"]), None if lambda_kl is None else float(lambda_kl)), *rest])
+
+
 def model_artefacts(summary: Mapping[str, Any], log_model: str) -> list[tuple[Path, str]]:
     """``(local directory, artefact path)`` of the trained weights to upload under ``log_model``.
 
