@@ -126,12 +126,18 @@ def align(
 
 
 @models_app.command("pull")
-def models_pull(ref: Annotated[str, typer.Argument(help="alias, .gguf file or hub id")]) -> None:
-    """Fetch (and for GGUF, dequantize) a model into the local cache now."""
-    from sarft_ray.models import load_tokenizer, resolve_model_dir
+def models_pull(
+    ref: Annotated[str, typer.Argument(help="alias, .gguf file or hub id")],
+    revision: Annotated[str | None, typer.Option("--revision", help="hub branch, tag or commit (default: main)")] = None,
+) -> None:
+    """Fetch a model into the local cache now: a hub model's weights, config and tokenizer as one snapshot
+    (later runs and their Ray actors load it from there); a GGUF file or alias dequantized once."""
+    from sarft_ray.models import ModelConfig, load_tokenizer
+    from sarft_ray.models.loading import model_location
 
-    location = resolve_model_dir(ref)
-    load_tokenizer(ref)
+    cfg = ModelConfig(ref=ref, revision=revision)
+    location = model_location(cfg, refresh=True)
+    load_tokenizer(cfg)
     typer.echo(f"{ref}: ready at {location}")
 
 

@@ -22,15 +22,19 @@ def _first_line(exc: BaseException) -> str:
 def check_model_loads(model_cfg) -> str:
     """Resolve ``model.ref`` and load its config and tokenizer here; returns the location actors will load.
 
-    Raises SarftError naming the reference when either does not load (a
-    ``config.json`` that is not JSON, an unknown architecture, a missing
-    tokenizer or chat template).
+    A hub model is downloaded here, once, into the hub cache (its snapshot at
+    the revision's current commit), so actors on this node load it from disk
+    rather than each asking the hub. Raises SarftError naming the reference
+    when the model does not load (a ``config.json`` that is not JSON, an
+    unknown architecture, a missing tokenizer or chat template, a hub
+    repository or revision that does not exist).
     """
     from transformers import AutoConfig
 
-    from sarft_ray.models import load_tokenizer, resolve_model_dir
+    from sarft_ray.models import load_tokenizer
+    from sarft_ray.models.loading import model_location
 
-    location = resolve_model_dir(model_cfg.ref)
+    location = model_location(model_cfg, refresh=True)
     try:
         AutoConfig.from_pretrained(location, trust_remote_code=model_cfg.trust_remote_code, revision=model_cfg.revision)
     except Exception as exc:  # noqa: BLE001 - transformers raises OSError, ValueError, KeyError, ...

@@ -6,7 +6,9 @@ References, in the order they are tried:
 - an existing ``.gguf`` file (dequantized once, then cached);
 - an existing directory (a ``save_pretrained`` checkpoint);
 - anything else shaped like a hub id (``org/name``); paths that do not exist
-  are reported as such instead of being sent to the hub.
+  are reported as such instead of being sent to the hub. ``resolve_model_dir``
+  leaves a hub id as it is; ``model_location`` turns it into its snapshot in
+  the hub cache, downloaded once (``models/hub.py``).
 """
 
 from __future__ import annotations
@@ -145,6 +147,26 @@ def resolve_model_dir(ref: str) -> str:
     return ref
 
 
+def is_hub_id(ref: str) -> bool:
+    """Whether ``ref`` names a hub repository (not an alias, nor an existing or path-shaped file or directory)."""
+    return ref not in ALIASES and not _looks_like_path(ref) and not Path(ref).expanduser().exists()
+
+
+def model_location(cfg: ModelConfig, refresh: bool = False) -> str:
+    """The local directory ``from_pretrained`` loads ``cfg`` from; a hub model as its snapshot in the hub cache.
+
+    A hub model is taken from the cache when a pull (or the driver) already put it there, and
+    downloaded once otherwise; ``refresh`` asks the hub for the revision's commit first, as
+    ``models pull`` and the driver do (``models/hub.py``).
+    """
+    location = resolve_model_dir(cfg.ref)
+    if not is_hub_id(cfg.ref):
+        return location
+    from sarft_ray.models.hub import hub_model_dir
+
+    return str(hub_model_dir(cfg.ref, cfg.revision, refresh=refresh))
+
+
 def dtype_name(dtype: str, device_kind: str) -> str:
     """The dtype a model is loaded in: ``auto`` means bfloat16 on CUDA and float32 elsewhere."""
     if dtype == "auto":
@@ -164,7 +186,7 @@ def load_tokenizer(ref: str | ModelConfig, require_template: bool = True):
     from transformers import AutoTokenizer
 
     cfg = ModelConfig(ref=ref) if isinstance(ref, str) else ref
-    location = resolve_model_dir(cfg.ref)
+    location = model_location(cfg)
     try:
         tokenizer = AutoTokenizer.from_pretrained(
             location, trust_remote_code=cfg.trust_remote_code, revision=cfg.revision
@@ -185,7 +207,7 @@ def load_model_and_tokenizer(ref: str | ModelConfig, device: str | torch.device 
 
     cfg = ModelConfig(ref=ref) if isinstance(ref, str) else ref
     tokenizer = load_tokenizer(cfg, require_template=require_template)
-    location = resolve_model_dir(cfg.ref)
+    location = model_location(cfg)
     try:
         model = AutoModelForCausalLM.from_pretrained(
             location,
