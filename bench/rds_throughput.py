@@ -6,7 +6,11 @@
     (b) batched: two conditioned passes (role, unsafe), right-padded batches,
         logits only where answer tokens are predicted;
     (c) batched with the role's system-prompt key/value cache computed once
-        and shared by every batch.
+        and shared by every batch; the output layer runs only at the positions
+        that predict answer tokens, in chunks;
+    (c0) (c) through the previous scorer (``bench/rds_previous.py``): logits for
+        every row over the range of answer columns, a float32 log-softmax over
+        the whole vocabulary; measured in the same run as (c).
 
 Modes:
     smollm2    (default) SmolLM2-135M-Instruct on CPU, real RoleBench samples of
@@ -40,7 +44,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sarft_ray.scoring.logprob import (
+from rds_previous import previous_scorer, range_logits_sums  # noqa: E402
+
+from sarft_ray.scoring.logprob import (  # noqa: E402
     batched_logprob_sums,
     compute_prefix,
     reference_logprob,
@@ -130,6 +136,10 @@ def run_smollm2(args) -> dict:
         ).columns
         return [{"role": a, "unsafe": b} for a, b in zip(cols["logp_role"], cols["logp_unsafe"], strict=True)]
 
+    def previous(rows):
+        with previous_scorer():
+            return batched(rows, True)
+
     lengths = [len(encode_pair(tokenizer, s["input"], s["output"], prompts[s["role"]].role_prompt).prompt_ids) for s in samples]
     answers = [len(encode_pair(tokenizer, s["input"], s["output"]).answer_ids) for s in samples]
     results["mean_prompt_tokens_role"] = sum(lengths) / len(lengths)
@@ -138,6 +148,7 @@ def run_smollm2(args) -> dict:
         "a_naive_3pass": naive,
         "b_batched_2pass": lambda rows: batched(rows, False),
         "c_batched_2pass_prefix": lambda rows: batched(rows, True),
+        "c0_previous_2pass_prefix": lambda rows: previous(rows),
     }
     outputs = {name: [] for name in phases}
     seconds = dict.fromkeys(phases, 0.0)
@@ -170,6 +181,9 @@ def run_smollm2(args) -> dict:
     results["max_abs_diff_mean_logp_a_vs_c"] = max(abs(x[k] - y[k]) for x, y in zip(a, c, strict=True) for k in ("role", "unsafe"))
     results["harmful_flags_agree"] = sum((x["unsafe"] > x["role"]) == (y["unsafe"] > y["role"]) for x, y in zip(a, c, strict=True))
     results["harmful_fraction"] = sum(y["unsafe"] > y["role"] for y in c) / len(c)
+    c0 = outputs["c0_previous_2pass_prefix"]
+    results["max_abs_diff_mean_logp_c0_vs_c"] = max(abs(x[k] - y[k]) for x, y in zip(c0, c, strict=True) for k in ("role", "unsafe"))
+    results["harmful_flags_agree_c0_vs_c"] = sum((x["unsafe"] > x["role"]) == (y["unsafe"] > y["role"]) for x, y in zip(c0, c, strict=True))
     return results
 
 
@@ -226,14 +240,14 @@ def run_synthetic(args) -> dict:
             out.append({c: reference_logprob(model, heads[c] + question, answer) for c in ("role", "unsafe", "none")})
         return out
 
-    def batched(reuse: bool):
+    def batched(reuse: bool, scorer=batched_logprob_sums):
         out = {c: [] for c in ("role", "unsafe")}
         for c in out:
             prefix = compute_prefix(model, heads[c]) if reuse else None
             for start in range(0, len(samples), args.batch_size):
                 chunk = samples[start : start + args.batch_size]
                 prompts = [q if reuse else heads[c] + q for q, _ in chunk]
-                out[c] += batched_logprob_sums(model, prompts, [a for _, a in chunk], pad, prefix)
+                out[c] += scorer(model, prompts, [a for _, a in chunk], pad, prefix)
         return out
 
     with torch.no_grad():
@@ -244,7 +258,10 @@ def run_synthetic(args) -> dict:
             ("a_naive_3pass", naive, naive_n),
             ("b_batched_2pass", lambda: batched(False), len(samples)),
             ("c_batched_2pass_prefix", lambda: batched(True), len(samples)),
+            ("c0_previous_2pass_prefix", lambda: batched(True, range_logits_sums), len(samples)),
         ):
+            if args.device.startswith("cuda"):
+                torch.cuda.reset_peak_memory_stats()
             outputs[name], seconds, _ = _timed(fn, args.device)
             conditions = 3 if name.startswith("a_") else 2
             tokens = sum(len(heads[c]) + len(q) + len(a) for q, a in samples[:n] for c in ("role", "unsafe", "none")[:conditions])
@@ -253,11 +270,15 @@ def run_synthetic(args) -> dict:
                 "samples_per_s": round(n / seconds, 2),
                 "tokens_per_s": round(tokens / seconds),
             }
+            if args.device.startswith("cuda"):
+                results["phases"][name]["peak_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
             print(f"{name}: {n} samples in {seconds:.2f} s = {n / seconds:.1f} samples/s, {tokens / seconds:.0f} tokens/s", flush=True)
     b, c = outputs["b_batched_2pass"], outputs["c_batched_2pass_prefix"]
     a = outputs["a_naive_3pass"]
     results["max_abs_diff_sum_logp_b_vs_c"] = max(abs(x - y) for k in b for x, y in zip(b[k], c[k], strict=True))
     results["max_abs_diff_sum_logp_a_vs_c"] = max(abs(a[i][k] - c[k][i]) for i in range(naive_n) for k in ("role", "unsafe"))
+    c0 = outputs["c0_previous_2pass_prefix"]
+    results["max_abs_diff_sum_logp_c0_vs_c"] = max(abs(x - y) for k in c for x, y in zip(c[k], c0[k], strict=True))
     return results
 
 
@@ -270,6 +291,7 @@ def ratios(results: dict, key: str = "samples_per_s") -> dict:
         "b_over_a": round(rate["b_batched_2pass"] / rate["a_naive_3pass"], 2),
         "c_over_a": round(rate["c_batched_2pass_prefix"] / rate["a_naive_3pass"], 2),
         "c_over_b": round(rate["c_batched_2pass_prefix"] / rate["b_batched_2pass"], 2),
+        "c_over_c0": round(rate["c_batched_2pass_prefix"] / rate["c0_previous_2pass_prefix"], 2),
     }
 
 

@@ -187,3 +187,23 @@ def test_scores_are_finite_and_order_independent(tiny):
     backward = score_role_samples(model, tokenizer, PROMPTS, QUESTIONS[::-1], ANSWERS[::-1], cfg).columns
     assert all(math.isfinite(v) for v in forward["logp_role"] + forward["logp_unsafe"])
     assert forward["logp_unsafe_sum"] == pytest.approx(backward["logp_unsafe_sum"][::-1], abs=1e-4)
+
+
+@pytest.mark.parametrize("softcap", [None, 5.0])
+def test_batched_sums_equal_the_reference_with_a_tiny_chunk_and_with_soft_capped_logits(softcap, monkeypatch):
+    """Chunks of one position each; a model whose logits change after the output layer (Gemma-2) takes them whole."""
+    from transformers import Gemma2Config, Gemma2ForCausalLM
+
+    from sarft_ray.scoring import logprob
+
+    torch.manual_seed(0)
+    config = Gemma2Config(vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                          num_key_value_heads=1, head_dim=16, final_logit_softcapping=softcap)
+    model = Gemma2ForCausalLM(config).eval()
+    monkeypatch.setattr(logprob, "CHUNK_ELEMENTS", 300)  # one position per chunk
+    prompts, answers = [[5, 6, 7], [8], [9, 10, 11, 12, 13]], [[20, 21], [22, 23, 24, 25], [26]]
+    got = batched_logprob_sums(model, prompts, answers, pad_id=0)
+    want = [reference_logprob(model, p, a) for p, a in zip(prompts, answers, strict=True)]
+    assert got == pytest.approx(want, abs=1e-5)
+    tapped = logprob._final_states(model, {"input_ids": torch.tensor([[5, 6]]), "use_cache": False})
+    assert (tapped is None) == (softcap is not None)  # hidden states, not logits, unless the logits are capped

@@ -4,7 +4,7 @@ Three ways to get the same numbers:
 - ``reference_logprob``: one sample, one forward pass, full logits. The plain
   definition; tests and the naive benchmark compare against it.
 - ``batched_logprob_sums``: many samples right-padded into one forward pass;
-  logits are projected only for the columns that predict answer tokens.
+  the output layer runs only at the positions that predict answer tokens.
 - the same with a ``Prefix``: the key/value cache of a system prompt that every
   sequence starts with, computed once and shared by the batch, so each row only
   runs its own suffix (question, assistant header, answer).
@@ -99,6 +99,52 @@ def compute_prefix(model, ids: list[int]) -> Prefix | None:
     return Prefix(list(ids), layers)
 
 
+# Logit elements per projected chunk (positions x vocabulary): 2**25 is 128 MiB in float32.
+CHUNK_ELEMENTS = 2**25
+
+
+def _final_states(model, kwargs: dict) -> torch.Tensor | None:
+    """The forward's final hidden states (rows, time, H) with the output layer projecting nothing, or None.
+
+    A pre-hook hands the output layer zero positions and a hook returns the
+    hidden states in its place (the training side's ``reference.HiddenStates``
+    does the same). None when the model has no separate output layer or its
+    forward changes the logits after it (soft capping): then logits are needed.
+    """
+    head = model.get_output_embeddings()
+    config = getattr(model, "config", None)
+    if head is None or getattr(config, "final_logit_softcapping", None) or getattr(config, "logit_scale", None) not in (None, 1, 1.0):
+        return None
+    captured: list[torch.Tensor] = []
+
+    def before(module, args):
+        captured.append(args[0])
+        return (args[0][..., :0, :], *args[1:])
+
+    def after(module, args, output):
+        return captured[0]
+
+    handles = [head.register_forward_pre_hook(before), head.register_forward_hook(after)]
+    try:
+        logits = model(**kwargs).logits
+    finally:
+        for handle in handles:
+            handle.remove()
+    return logits if len(captured) == 1 and logits is captured[0] else None
+
+
+def _answer_logprobs(head, states: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """log p(target) for each of N positions: the output layer runs on chunks of positions, in float32."""
+    vocab = getattr(head, "out_features", None) or head.weight.shape[0]
+    step = max(1, CHUNK_ELEMENTS // vocab)
+    parts = []
+    for start in range(0, states.shape[0], step):
+        logits = head(states[start : start + step]).float()
+        chosen = logits.gather(-1, targets[start : start + step].unsqueeze(-1)).squeeze(-1)
+        parts.append(chosen - torch.logsumexp(logits, dim=-1))
+    return torch.cat(parts)
+
+
 @torch.no_grad()
 def batched_logprob_sums(
     model,
@@ -112,6 +158,10 @@ def batched_logprob_sums(
     With ``prefix``, every prompt here is the part that follows ``prefix.ids``
     (the caller checked that the full prompt starts with them) and must hold at
     least one token: the one that predicts the first answer token.
+
+    The output layer runs only at the positions that predict answer tokens
+    (gathered over all rows, so padding and prompts cost nothing there), a
+    chunk of positions at a time; no (rows, time, vocabulary) logits exist.
     """
     if not prompts:
         return []
@@ -128,11 +178,6 @@ def batched_logprob_sums(
     if int(starts.min()) < 1:
         raise ValueError("each prompt needs at least one token before its answer")
 
-    # Column c predicts token c+1; answers of row i occupy columns starts[i] .. starts[i]+lengths[i]-1.
-    lo = int(starts.min()) - 1
-    hi = int((starts + lengths).max()) - 1
-    columns = torch.arange(lo, hi)
-
     kwargs = {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
     if prefix is not None:
         offset = len(prefix)
@@ -142,16 +187,17 @@ def batched_logprob_sums(
         kwargs["use_cache"] = True
     else:
         kwargs["use_cache"] = False
-    keep_all = "logits_to_keep" not in _forward_params(model)
-    if not keep_all:
-        kwargs["logits_to_keep"] = columns.to(device)
-    logits = model(**kwargs).logits
-    if keep_all:
-        logits = logits[:, lo:hi]
 
-    logp = torch.log_softmax(logits.float(), dim=-1)
-    targets = ids[:, lo + 1 : hi + 1].to(device)
-    token_logp = logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1).double()
+    # Column c predicts token c+1; the answer of row i is predicted by columns starts[i]-1 .. starts[i]+lengths[i]-2.
+    columns = torch.arange(width - 1)
     in_answer = (columns.unsqueeze(0) >= starts.unsqueeze(1) - 1) & (columns.unsqueeze(0) < (starts + lengths - 1).unsqueeze(1))
-    sums = torch.where(in_answer.to(device), token_logp, torch.zeros_like(token_logp)).sum(-1)
+    row_of, column_of = in_answer.nonzero(as_tuple=True)
+    targets = ids[row_of, column_of + 1].to(device)
+    states = _final_states(model, kwargs)
+    if states is not None:
+        token_logp = _answer_logprobs(model.get_output_embeddings(), states[row_of.to(device), column_of.to(device)], targets)
+    else:  # logits changed after the output layer: take them whole, at the answer positions
+        logits = model(**kwargs).logits[row_of.to(device), column_of.to(device)].float()
+        token_logp = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+    sums = torch.zeros(len(rows), dtype=torch.float64, device=device).index_add_(0, row_of.to(device), token_logp.double())
     return sums.cpu().tolist()
