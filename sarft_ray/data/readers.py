@@ -82,12 +82,7 @@ def iter_records(path: Path, suffixes: tuple[str, ...]) -> Iterator[tuple[str, d
     elif suffix == ".csv":
         yield from ((f"{path}:{line}", row) for line, row in iter_csv(path, ()))
     elif suffix == ".json":
-        try:
-            records = json.loads(read_text(path))
-        except json.JSONDecodeError as exc:
-            raise SarftError(f"{path}:{exc.lineno}: malformed JSON ({exc.msg})") from None
-        except RecursionError:
-            raise SarftError(f"{path}: JSON nested too deeply") from None
+        records = read_json_or_yaml(path)  # duplicate keys in a record are refused too
         if not isinstance(records, list):
             raise SarftError(f"{path}: expected a JSON array of records, got {type(records).__name__}")
         for number, obj in enumerate(records, start=1):
