@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from model_hub_server import ModelRepo, repo_from_dir, serve_models
+from test_data_pull import run_main
 from sarft_ray.errors import SarftError
 from sarft_ray.models import ModelConfig, load_model_and_tokenizer, model_identity
 from sarft_ray.models.hub import model_files
@@ -56,19 +57,6 @@ def hub_env(tmp_path, monkeypatch):
     yield start
     for server in stack:
         server.__exit__(None, None, None)
-
-
-def run_main(argv: list[str], capsys) -> tuple[int, str, str]:
-    """Run the console script's entry point in this process: ``(exit code, stdout, stderr)``."""
-    from sarft_ray.cli import main
-
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exited:
-        code = exited.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def one_error_line(code: int, err: str, *culprits: str) -> str:
