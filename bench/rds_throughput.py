@@ -43,6 +43,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/rds_previous.py, also when run through runpy
 
 from rds_previous import previous_scorer, range_logits_sums  # noqa: E402
 

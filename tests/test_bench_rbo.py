@@ -1,4 +1,4 @@
-"""bench/rbo_step.py --mode synthetic runs end to end at a tiny shape on CPU, with torch, transformers and peft only."""
+"""The benchmarks' synthetic modes (bench/rbo_step.py, bench/rds_throughput.py) run end to end at a tiny shape on CPU, with torch, transformers and peft only."""
 
 from __future__ import annotations
 
@@ -46,3 +46,18 @@ def test_synthetic_bench_runs_on_cpu_without_the_package_dependencies(tmp_path):
     assert data["meta"]["size"] == "tiny" and data["meta"]["vocab"] == 4096
     table = out_md.read_text()
     assert "| full | 8 | release |" in table and "previous loss / chunked loss" in table
+
+
+def test_scoring_bench_synthetic_mode_runs_with_torch_and_transformers_only(tmp_path):
+    """bench/rds_throughput.py --mode synthetic: the current scorer and the previous one agree, on a bare machine."""
+    script = str(ROOT / "bench" / "rds_throughput.py")
+    out_json = tmp_path / "rds.json"
+    argv = [script, "--mode", "synthetic", "--size", "tiny", "--vocab", "512", "--samples", "12", "--batch-size", "4",
+            "--naive-samples", "3", "--threads", "1", "--json", str(out_json)]
+    code = RUN.format(blocked=BLOCKED, argv=argv, script=script)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = json.loads(out_json.read_text())
+    assert set(data["phases"]) == {"a_naive_3pass", "b_batched_2pass", "c_batched_2pass_prefix", "c0_previous_2pass_prefix"}
+    assert data["max_abs_diff_sum_logp_c0_vs_c"] < 1e-3 and data["max_abs_diff_sum_logp_a_vs_c"] < 1e-3
+    assert data["ratios"]["c_over_c0"] > 0
