@@ -19,12 +19,20 @@ def config(tmp_path, storage_path):
     "value, message",
     [
         ("runs/shared", r"x\.yaml: ray\.storage_path: .*'runs/shared' must be an absolute path or a URI"),
-        ("nosuchscheme://bucket/x", r"ray\.storage_path: .*not a storage URI pyarrow can open"),
+        ("nosuchscheme://bucket/x", r"ray\.storage_path: .*unknown storage scheme 'nosuchscheme://'"),
+        ("file://relative/x", r"ray\.storage_path: .*a file:// URI names an absolute path"),
+        ("s3://", r"ray\.storage_path: .*names no bucket"),
     ],
 )
 def test_storage_that_not_every_node_could_reach_is_refused(tmp_path, value, message):
     with pytest.raises(SarftError, match=message):
         config(tmp_path, value)
+
+
+def test_cloud_uris_are_accepted_without_asking_the_network(tmp_path):
+    # opening s3:// through pyarrow would look up the bucket's region: validation must not depend on that
+    assert config(tmp_path, "s3://no-such-bucket-here/sarft").ray.storage_path == "s3://no-such-bucket-here/sarft"
+    assert config(tmp_path, "gs://bucket/runs").ray.storage_path == "gs://bucket/runs"
 
 
 def test_each_run_keeps_its_place_below_the_output_root(tmp_path):
