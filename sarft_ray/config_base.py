@@ -47,3 +47,20 @@ def pool_bounds(section):
     if section.min_actors is not None and section.min_actors > section.num_actors:
         raise ValueError(f"min_actors ({section.min_actors}) must not exceed num_actors ({section.num_actors})")
     return section
+
+
+# Config fields added after stored results were named, with their defaults. A field at its default (or unset,
+# None, in an arm's overrides) is left out of every hash that names results, so those results are found again.
+ADDED_LATER: dict[str, object] = {"min_actors": None, "warmup_ratio": 0.0, "lr_scheduler_kwargs": {}}
+
+
+def without_added_defaults(tree):
+    """``tree`` (dumped config data) without the ``ADDED_LATER`` fields that hold their default or None."""
+    if isinstance(tree, dict):
+        return {
+            k: without_added_defaults(v) for k, v in tree.items()
+            if not (k in ADDED_LATER and (v is None or v == ADDED_LATER[k]))
+        }
+    if isinstance(tree, list):
+        return [without_added_defaults(v) for v in tree]
+    return tree

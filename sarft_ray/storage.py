@@ -1,4 +1,4 @@
-"""Where Ray Train checkpoints and Ray Tune's trial state live: the run's directory, or ``ray.storage_path``.
+"""Where Ray Train checkpoints live: the run's directory, or ``ray.storage_path``.
 
 On one machine the run directory is enough. On a multi-node cluster every
 training worker writes its checkpoint shards to storage that every node
@@ -8,7 +8,10 @@ through ``pyarrow.fs`` as Ray itself reads it. A run keeps its place under it
 by the run directory's path below the output root
 (``<storage_path>/<experiment>/train/<hash>/ray``), so a re-run finds its
 checkpoints there and resumes. Artefacts (adapters, tables) are always
-installed in the run directory on the driver.
+installed in the run directory on the driver, and a sweep's Tune state stays
+under the experiment directory (its trials save no Tune checkpoints; each
+trial's training does, here). A URI's query (``?endpoint_override=...``)
+stays at the end of every location made from it.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ def check_storage_path(value: str) -> str:
         if not Path(value).is_absolute():
             raise ValueError(f"'{value}' must be an absolute path or a URI ({', '.join(s + '://' for s in SCHEMES)})")
         return value
-    scheme, rest = value.split("://", 1)
+    scheme, rest = value.split("?", 1)[0].split("://", 1)
     if scheme.lower() not in SCHEMES:
         raise ValueError(f"'{value}': unknown storage scheme '{scheme}://' (known: {', '.join(SCHEMES)})")
     if scheme.lower() == "file" and not rest.startswith("/"):
@@ -51,7 +54,7 @@ def run_storage(storage_path: str | None, run_dir: Path, output_root: Path) -> s
         relative = Path(run_dir).resolve().relative_to(Path(output_root).resolve())
     except ValueError:
         raise SarftError(f"{run_dir}: not under output_root {output_root}; cannot place it under ray.storage_path") from None
-    return f"{storage_path.rstrip('/')}/{relative.as_posix()}"
+    return join(storage_path, relative.as_posix())
 
 
 def open_location(location: str):
@@ -95,4 +98,7 @@ def remove_dir(location: str) -> None:
 
 
 def join(location: str, *parts: str) -> str:
-    return "/".join([location.rstrip("/"), *parts])
+    """``location`` with ``parts`` appended to its path (before a URI's query, if any)."""
+    base, query = location.split("?", 1) if is_uri(location) and "?" in location else (location, None)
+    joined = "/".join([base.rstrip("/"), *parts])
+    return joined if query is None else f"{joined}?{query}"

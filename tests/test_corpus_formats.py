@@ -91,6 +91,9 @@ def test_sharegpt_and_openai_messages_give_one_sample_per_exchange(tmp_path):
         ),
         ("sharegpt", {"messages": [{"role": "user", "content": "a"}]}, r"ends with a user turn that has no answer"),
         ("sharegpt", {"messages": "hello"}, r"field 'messages' must be a list of turns"),
+        ("table", {"role": 7, "input": "q", "output": "a"}, r"a\.jsonl:1: field 'role' must be a string, got int"),
+        ("table", {"input": "q", "output": "a", "references": {"a": 1}}, r"'references' must be a list of strings or one string"),
+        ("table", {"input": "q", "output": "a", "references": ["ok", None]}, r"field 'references' must be a string"),
         (
             "sharegpt",
             {"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": None}]},
@@ -110,6 +113,8 @@ def test_file_types_each_format_reads(tmp_path):
     (tmp_path / "a.csv").write_text("x\n")
     with pytest.raises(SarftError, match=r"a\.csv: unsupported file type '\.csv' \(use \.jsonl, \.json, \.parquet\)"):
         rows("sharegpt", tmp_path / "a.csv")
+    (tmp_path / "r.csv").write_text("input,output,references\nWho?,Me.,It is me.\n")
+    assert rows("table", tmp_path / "r.csv")[0]["references"] == ["It is me."]  # a CSV cell is one reference
     (tmp_path / "b.csv").write_text("instruction,input,output\nWho?,,Me.\n")
     assert rows("alpaca", tmp_path / "b.csv")[0]["input"] == "Who?"
     (tmp_path / "c.parquet").write_text("not parquet")

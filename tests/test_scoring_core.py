@@ -207,3 +207,19 @@ def test_batched_sums_equal_the_reference_with_a_tiny_chunk_and_with_soft_capped
     assert got == pytest.approx(want, abs=1e-5)
     tapped = logprob._final_states(model, {"input_ids": torch.tensor([[5, 6]]), "use_cache": False})
     assert (tapped is None) == (softcap is not None)  # hidden states, not logits, unless the logits are capped
+
+
+def test_a_model_that_scales_its_logits_scores_like_the_reference_with_a_shared_prefix():
+    """Granite divides its logits after the output layer: the scorer takes them whole, from the prefix cache as given."""
+    from transformers import GraniteConfig, GraniteForCausalLM
+
+    from sarft_ray.scoring.logprob import compute_prefix
+
+    torch.manual_seed(0)
+    config = GraniteConfig(vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                           num_key_value_heads=1, logits_scaling=2.0)
+    model = GraniteForCausalLM(config).eval()
+    head, prompts, answers = [1, 2, 3, 4], [[5, 6, 7], [8]], [[20, 21], [22, 23, 24]]
+    got = batched_logprob_sums(model, prompts, answers, pad_id=0, prefix=compute_prefix(model, head))
+    want = [reference_logprob(model, head + p, a) for p, a in zip(prompts, answers, strict=True)]
+    assert got == pytest.approx(want, abs=1e-5)

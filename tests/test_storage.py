@@ -40,6 +40,8 @@ def test_each_run_keeps_its_place_below_the_output_root(tmp_path):
     run_dir = cfg.experiment_dir / "train" / "role=a" / "abc"
     assert run_storage(cfg.ray.storage_path, run_dir, cfg.output_root) == f"file://{tmp_path}/shared/x/train/role=a/abc"
     assert run_storage(None, run_dir, cfg.output_root) == str(run_dir.resolve())
+    minio = config(tmp_path, "s3://bucket/sarft?endpoint_override=minio:9000").ray.storage_path
+    assert run_storage(minio, run_dir, cfg.output_root) == "s3://bucket/sarft/x/train/role=a/abc?endpoint_override=minio:9000"
     with pytest.raises(SarftError, match="not under output_root"):
         run_storage(cfg.ray.storage_path, tmp_path.parent / "elsewhere", cfg.output_root)
 

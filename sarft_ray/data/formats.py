@@ -116,7 +116,9 @@ def text(value, where: str, field: str, allow_empty: bool = False) -> str:
 
 
 def _role(obj: dict, spec: CorpusFile, where: str) -> str:
-    role = obj.get("role") if isinstance(obj.get("role"), str) else None
+    role = obj.get("role")
+    if role is not None and not isinstance(role, str):
+        raise SarftError(f"{where}: field 'role' must be a string, got {type(role).__name__}")
     role = role or spec.role
     if not role:
         raise SarftError(f"{where}: no 'role' field and no role given for this file in the config (roles.corpus.paths)")
@@ -166,12 +168,16 @@ def table_rows(spec: CorpusFile) -> Iterator[tuple[str, Row]]:
         check_shape(where, obj, "table")
         output = text(obj["output"], where, "output")
         references = obj.get("references") or [output]
+        references = [references] if isinstance(references, str) else references  # a CSV cell holds one
+        if not isinstance(references, list):
+            raise SarftError(f"{where}: field 'references' must be a list of strings or one string")
+        references = [text(r, where, "references") for r in references]
         yield where, {
             "role": text(_role(obj, spec, where), where, "role"),
             "sample_id": _sample_id(obj, spec, index),
             "input": text(obj["input"], where, "input"),
             "output": output,
-            "references": [str(r) for r in references],
+            "references": references,
             "source": spec.path.stem,
         }
 

@@ -120,7 +120,7 @@ def read_json_or_yaml(path: Path) -> object:
     import yaml
 
     text = read_text(path)
-    if path.suffix == ".json":
+    if path.suffix.lower() == ".json":
         try:
             return json.loads(text, object_pairs_hook=_no_duplicate_keys)
         except json.JSONDecodeError as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from sarft_ray.config import config_hash
+from sarft_ray.config_base import without_added_defaults
 
 # Sections that change where or how a run executes, not what it computes.
 OPERATIONAL_SECTIONS = ("tracking", "ray", "sweep")
@@ -23,7 +24,7 @@ TRAIN_STEP_KEYS = ("loss", "ce", "kl", "harmful_rows", "rows", "tokens", "tokens
 def results_key(cfg, *extra: Any) -> str:
     """Hash of the resolved config minus operational sections and the comparison keys, plus ``extra`` parts."""
     resolved = {k: v for k, v in cfg.resolved().items() if k not in OPERATIONAL_SECTIONS + COMPARISON_KEYS}
-    return config_hash(resolved, *extra)
+    return config_hash(*without_added_defaults([resolved, *extra]))
 
 
 def train(cfg, role: str, scores=None, force: bool = False, **overrides) -> dict:

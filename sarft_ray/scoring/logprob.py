@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import torch
 
+from sarft_ray.models.logits import changes_logits
+
 
 def _forward_params(model) -> frozenset[str]:
     cached = getattr(model, "_sarft_forward_params", None)
@@ -112,8 +114,7 @@ def _final_states(model, kwargs: dict) -> torch.Tensor | None:
     forward changes the logits after it (soft capping): then logits are needed.
     """
     head = model.get_output_embeddings()
-    config = getattr(model, "config", None)
-    if head is None or getattr(config, "final_logit_softcapping", None) or getattr(config, "logit_scale", None) not in (None, 1, 1.0):
+    if head is None or changes_logits(getattr(model, "config", None)):
         return None
     captured: list[torch.Tensor] = []
 
@@ -193,10 +194,14 @@ def batched_logprob_sums(
     in_answer = (columns.unsqueeze(0) >= starts.unsqueeze(1) - 1) & (columns.unsqueeze(0) < (starts + lengths - 1).unsqueeze(1))
     row_of, column_of = in_answer.nonzero(as_tuple=True)
     targets = ids[row_of, column_of + 1].to(device)
+    if row_of.numel() == 0:
+        return [0.0] * len(rows)
     states = _final_states(model, kwargs)
     if states is not None:
         token_logp = _answer_logprobs(model.get_output_embeddings(), states[row_of.to(device), column_of.to(device)], targets)
     else:  # logits changed after the output layer: take them whole, at the answer positions
+        if prefix is not None:  # the tapped forward may have run and extended the cache: start from the prefix again
+            kwargs[_cache_kwarg(model)] = prefix.cache_for(len(rows))
         logits = model(**kwargs).logits[row_of.to(device), column_of.to(device)].float()
         token_logp = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
     sums = torch.zeros(len(rows), dtype=torch.float64, device=device).index_add_(0, row_of.to(device), token_logp.double())

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from sarft_ray.config_base import ConfigPath, StrictModel
+from sarft_ray.config_base import ConfigPath, StrictModel, without_added_defaults
 
 
 def _registered_selection(name: str) -> str:
@@ -17,9 +17,6 @@ def _registered_selection(name: str) -> str:
 
 SelectionName = Annotated[str, AfterValidator(_registered_selection)]
 """A name from the selection registry (:mod:`sarft_ray.scoring.selection`), checked when the config is read."""
-
-# training settings added after stored runs were named: left out of a run's hash at their default
-ADDED_AT_DEFAULT = ("warmup_ratio", "lr_scheduler_kwargs")
 
 # The authors' release form of the loss; ``release_form: true`` selects all three at once.
 RELEASE_LOSS = {"kl_direction": "ref_to_policy", "kl_span": "all", "ce_norm": "sequence"}
@@ -107,20 +104,15 @@ class TrainingConfig(StrictModel):
     def _one_warmup(self):
         if self.warmup_steps and self.warmup_ratio:
             raise ValueError("set warmup_steps or warmup_ratio, not both")
-        if self.lr_scheduler_kwargs:
-            from sarft_ray.training.schedule import check_schedule_settings
+        from sarft_ray.training.schedule import check_schedule_settings
 
-            check_schedule_settings(self)
+        check_schedule_settings(self)
         return self
 
     def hashed_settings(self, exclude: set[str]) -> dict:
         """The settings that name a trained model in its run hash: all but ``exclude``; settings added later
         are left out at their default, so the hashes of runs that do not use them stay as they were."""
-        settings = self.model_dump(mode="json", exclude=exclude)
-        for name in ADDED_AT_DEFAULT:
-            if name in settings and settings[name] == type(self).model_fields[name].get_default(call_default_factory=True):
-                del settings[name]
-        return settings
+        return without_added_defaults(self.model_dump(mode="json", exclude=exclude))
 
     def loss_settings(self) -> dict:
         """kl_direction / kl_span / ce_norm as they apply (release_form substitutes the release's)."""

@@ -32,6 +32,7 @@ import logging
 import torch
 from torch import nn
 
+from sarft_ray.models.logits import changes_logits
 from sarft_ray.training.fused_loss import Hidden, OutputLayer
 
 log = logging.getLogger(__name__)
@@ -63,11 +64,8 @@ def output_module(model: nn.Module) -> nn.Module:
 
 
 def post_processes_logits(model: nn.Module) -> bool:
-    """True for configs known to change the logits after the output layer (soft capping, a logit scale)."""
-    config = getattr(unwrapped(model), "config", None)
-    get = getattr(config, "get_text_config", None)
-    config = get() if callable(get) else config
-    return bool(getattr(config, "final_logit_softcapping", None)) or getattr(config, "logit_scale", None) not in (None, 1, 1.0)
+    """True for configs known to change the logits after the output layer (``models.logits.changes_logits``)."""
+    return changes_logits(getattr(unwrapped(model), "config", None))
 
 
 class HiddenStates:

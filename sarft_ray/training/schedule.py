@@ -53,8 +53,17 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg, total_steps: int):
     )
 
 
+# Schedules get_scheduler builds from step counts alone; any other needs (or may take) lr_scheduler_kwargs.
+_PLAIN = {"constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial", "inverse_sqrt"}
+_TAKES_NO_SETTINGS = {"constant", "constant_with_warmup"}  # get_scheduler would drop them without a word
+
+
 def check_schedule_settings(cfg) -> None:
     """Build the schedule once on a one-parameter optimizer: unknown or missing settings fail with the config."""
+    if cfg.lr_scheduler_kwargs and cfg.lr_schedule in _TAKES_NO_SETTINGS:
+        raise ValueError(f"schedule '{cfg.lr_schedule}' takes no lr_scheduler_kwargs")
+    if cfg.lr_schedule in _PLAIN and not cfg.lr_scheduler_kwargs:
+        return  # nothing to check, and no torch work while a config is read
     optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
     try:
         build_scheduler(optimizer, cfg, total_steps=10)
