@@ -100,9 +100,10 @@ def test_empty_answer_fails_before_scoring_and_stores_nothing(tmp_path, tiny_mod
 
     bad = {"role": "Doctor Byte", "sample_id": "blank", "input": "Anything?", "output": "   "}
     cfg = load(write_experiment(tmp_path, model_ref=str(tiny_model_dir), extra_rows=[bad]))
-    with pytest.raises(SarftError, match=r"role 'Doctor Byte', sample 'blank': empty answer"):
+    with pytest.raises(SarftError, match=r"corpus\.jsonl:\d+: field 'output' is empty"):  # found where the corpus is read
         score_roles(cfg, progress=False)
-    assert list((tmp_path / "runs" / "unit" / "scores").iterdir()) == []
+    scores = tmp_path / "runs" / "unit" / "scores"
+    assert not scores.exists() or list(scores.iterdir()) == []
 
 
 def test_role_without_a_prompt_fails_before_scoring(tmp_path, tiny_model_dir):
