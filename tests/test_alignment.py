@@ -159,3 +159,27 @@ def test_character_questions_come_from_roles_the_experiment_neither_trains_nor_e
     tree["alignment"]["role_questions"] = 10**6
     with pytest.raises(SarftError, match=r"fewer than role_questions .* alignment.role_questions_source"):
         role_questions(parse_config(tree, "x.yaml", tmp_path), excluded)
+
+
+def test_cut_off_answers_are_dropped_or_kept_to_their_last_full_sentence_and_role_questions_are_counted():
+    import pyarrow as pa
+
+    from sarft_ray.alignment.data import last_full_sentences
+    from sarft_ray.alignment.stage import benign_rows
+
+    assert last_full_sentences("I am the captain of this ship. I sail at dawn, and the sea") == "I am the captain of this ship."
+    assert last_full_sentences("Sure. And then the") is None  # too little left to teach anything
+    answers = pa.table({
+        "goal": ["Who are you, captain?", "Name a colour.", "Tell me a story."],
+        "response": ["I am the captain of this ship. I sail at dawn, and the sea", "Blue.", "Once upon a time there was"],
+        "finished": [False, True, False],
+    })
+    kept, counts = benign_rows(answers, "drop", frozenset({"Who are you, captain?"}))
+    assert [r["input"] for r in kept] == ["Name a colour."]
+    assert counts == {"benign_cut_off": 2, "benign_refusals_dropped": 0, "role_questions_trained": 0}
+    kept, counts = benign_rows(answers, "last_sentence", frozenset({"Who are you, captain?"}))
+    assert [(r["input"], r["output"]) for r in kept] == [
+        ("Who are you, captain?", "I am the captain of this ship."), ("Name a colour.", "Blue."),
+    ]
+    assert counts == {"benign_cut_off": 1, "benign_refusals_dropped": 0, "benign_trimmed_to_last_sentence": 1,
+                      "role_questions_trained": 1}

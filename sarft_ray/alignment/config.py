@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, PositiveInt, field_validator
 
@@ -69,6 +69,9 @@ class AlignmentConfig(StrictModel):
         None, description="RoleBench jsonl of role questions; null: the data directory's instruction-generalization SPE file"
     )
     distill_max_new_tokens: PositiveInt = 128
+    cut_off: Literal["drop", "last_sentence"] = Field(
+        "drop", description="an answer that ran past distill_max_new_tokens: left out, or kept up to its last full sentence"
+    )
     seed: int = 0
     training: TrainingConfig = Field(default_factory=lambda: TrainingConfig.model_validate(ALIGNMENT_TRAINING))
     check: AlignmentCheck = AlignmentCheck()

@@ -81,6 +81,18 @@ _REFUSAL_OPENING = re.compile(
 )
 
 
+_SENTENCE_END = re.compile(r"[.!?][\"')\]]*(?=\s|$)")
+MIN_TRIMMED_CHARS = 20  # a kept cut-off answer holds at least this much: one real sentence, not "Sure."
+
+
+def last_full_sentences(answer: str) -> str | None:
+    """``answer`` up to the end of its last complete sentence, or None when that leaves under ``MIN_TRIMMED_CHARS``."""
+    ends = [m.end() for m in _SENTENCE_END.finditer(answer)]
+    if not ends or ends[-1] < MIN_TRIMMED_CHARS:
+        return None
+    return answer[: ends[-1]].strip()
+
+
 def opens_like_refusal(answer: str) -> bool:
     """True when the first 120 characters of an answer hold a refusal phrase (curly apostrophes count)."""
     return bool(_REFUSAL_OPENING.search(answer[:120].casefold().replace("\u2019", "'")))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from sarft_ray.config_base import without_added_defaults
 from sarft_ray.errors import SarftError
 
 # training settings that change speed, not the model: left out of the alignment's hash
@@ -101,7 +102,7 @@ def alignment_inputs(cfg) -> dict:
     return {
         "format_version": 1,
         "model": model_identity(cfg.model),
-        "alignment": cfg.alignment.model_dump(mode="json", exclude=_not_hashed(cfg.alignment))
+        "alignment": without_added_defaults(cfg.alignment.model_dump(mode="json", exclude=_not_hashed(cfg.alignment)))
         | {"training": cfg.alignment.training.hashed_settings(set(SPEED_ONLY_TRAINING_FIELDS))},
         "beavertails_split": cfg.evaluation.beavertails_split.model_dump(mode="json", exclude={"use"}),
         "files": [file_digest(harmful), file_digest(benign)]

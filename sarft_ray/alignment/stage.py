@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from sarft_ray.alignment.inputs import alignment_inputs, build_rows, excluded_questions  # noqa: F401 (re-exported)
+from sarft_ray.alignment.inputs import alignment_inputs, build_rows, excluded_questions, role_questions  # noqa: F401 (re-exported)
 from sarft_ray.atomic import write_json, write_text
 from sarft_ray.errors import SarftError
 
@@ -93,23 +93,33 @@ def distill(cfg, instructions: list[str], directory: Path) -> pa.Table:
     return tables["distill"]
 
 
-def benign_rows(answers: pa.Table) -> tuple[list[dict], dict]:
-    """Keep answers that ended within the token budget and do not open like a refusal.
+def benign_rows(answers: pa.Table, cut_off: str = "drop", role_questions: frozenset[str] = frozenset()) -> tuple[list[dict], dict]:
+    """Keep answers that ended within the token budget (or, with ``cut_off: last_sentence``, a cut-off one up to
+    its last full sentence) and do not open like a refusal; count the kept answers to ``role_questions``.
 
     The filter is a fixed rule of this stage (``opens_like_refusal``), not the
     evaluation judge, so the training data does not change when a judge does.
     """
-    from sarft_ray.alignment.data import opens_like_refusal
+    from sarft_ray.alignment.data import last_full_sentences, opens_like_refusal
 
-    kept, cut, refused = [], 0, 0
+    kept, cut, trimmed, refused = [], 0, 0, 0
     for row in answers.to_pylist():
-        if not row["finished"] or not row["response"].strip():
+        response = row["response"].strip()
+        if not row["finished"] and response and cut_off == "last_sentence":
+            response = last_full_sentences(response) or ""
+            trimmed += bool(response)
+        if not response or (not row["finished"] and cut_off == "drop"):
             cut += 1
-        elif opens_like_refusal(row["response"]):
+        elif opens_like_refusal(response):
             refused += 1
         else:
-            kept.append({"input": row["goal"], "output": row["response"].strip(), "kind": "benign"})
-    return kept, {"benign_cut_off": cut, "benign_refusals_dropped": refused}
+            kept.append({"input": row["goal"], "output": response, "kind": "benign"})
+    counts = {"benign_cut_off": cut, "benign_refusals_dropped": refused}
+    if cut_off != "drop":
+        counts["benign_trimmed_to_last_sentence"] = trimmed
+    if role_questions:
+        counts["role_questions_trained"] = sum(r["input"] in role_questions for r in kept)
+    return kept, counts
 
 
 def train_aligned(cfg, rows: list[dict], directory: Path, use_ray: bool) -> dict:
@@ -199,7 +209,14 @@ def align_model(cfg, force: bool = False, use_ray: bool = True) -> AlignResult:
     benign_file = directory / "benign_eval.jsonl"
     write_text(benign_file, "".join(json.dumps({"instruction": t}, ensure_ascii=False) + "\n" for t in benign.eval))
     answers = distill(cfg, benign.train, distill_dir(cfg))
-    kept, dropped = benign_rows(answers)
+    asked_roles = frozenset(role_questions(cfg, excluded_questions(cfg))) if cfg.alignment.role_questions else frozenset()
+    kept, dropped = benign_rows(answers, cfg.alignment.cut_off, asked_roles)
+    if asked_roles and dropped["role_questions_trained"] < len(asked_roles) / 2:
+        log.warning(
+            "alignment.role_questions: only %d of %d answers to character questions are trained on (%d answers cut off "
+            "at distill_max_new_tokens=%d); raise it or set alignment.cut_off: last_sentence",
+            dropped["role_questions_trained"], len(asked_roles), dropped["benign_cut_off"], cfg.alignment.distill_max_new_tokens,
+        )
     rows = harmful + kept
     data = {"rows": len(rows), "harmful": sum(r["kind"] == "harmful" for r in rows),
             "harmful_imperative": sum(r["kind"] == "harmful_imperative" for r in rows), "benign": len(kept),
