@@ -46,8 +46,10 @@ class AlignmentConfig(StrictModel):
     an instruction. Benign retention data: instructions from ``benign_source``
     that no evaluation asks, plus questions put to characters (``role_questions``
     from ``role_questions_source``, roles this experiment neither trains nor
-    evaluates), answered by the unaligned model itself (greedy; answers cut off
-    or judged refusals are left out). Without the character questions the
+    evaluates), answered by the unaligned model itself (greedy; answers that
+    open like refusals are left out, and so are answers cut off at
+    ``distill_max_new_tokens`` unless ``cut_off: last_sentence`` keeps them up
+    to their last full sentence). Without the character questions the
     aligned model learns to refuse anything addressed to a character, and a
     role-play model must start from one that answers them. AdvBench is never used.
     The aligned model then becomes the starting model of every stage.
