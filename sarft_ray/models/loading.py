@@ -25,6 +25,7 @@ from sarft_ray.errors import SarftError
 from sarft_ray.hashing import text_digest
 from sarft_ray.models.chat import require_chat_template, set_no_system_prompt
 from sarft_ray.models.config import ModelConfig
+from sarft_ray.models.saving import save_pretrained
 from sarft_ray.paths import cache_dir
 
 if TYPE_CHECKING:
@@ -106,8 +107,7 @@ def dequantize_gguf(gguf_file: Path, target: Path) -> None:
     plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     plain.load_state_dict(loaded.state_dict())
     plain.generation_config = loaded.generation_config
-    plain.save_pretrained(target, safe_serialization=True)
-    tokenizer.save_pretrained(target)
+    save_pretrained(plain, tokenizer, target)
 
 
 def gguf_cache_name(path: Path) -> str:

@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from sarft_ray.models.saving import save_pretrained
 from sarft_ray.training.checkpointing import (
     FINAL,
     STATE_TAG,
@@ -206,8 +207,7 @@ def train(
             return
         final = directory / FINAL
         target = final / ("adapter" if cfg.mode == "lora" else "model")
-        engine.module.save_pretrained(target, safe_serialization=True)
-        tokenizer.save_pretrained(target)
+        save_pretrained(engine.module, tokenizer, target)
         (final / "summary.json").write_text(json.dumps(summary, indent=2))
 
     store.save({"final_step": history[-1]["step"] if history else 0}, write_final)
