@@ -152,12 +152,13 @@ def release_step_loss(model, reference, plain, role_batch, unsafe_batch, lambda_
     return ce + lambda_kl * (kl * flags).mean(), int(flags.sum())
 
 
-def variant_step(variant: str, model, train_mode: str, lambda_kl: float, plain: dict, release=None):
+def variant_step(variant: str, model, train_mode: str, lambda_kl: float, plain: dict, release=None, packed: bool = False):
     """``(step, keep)``: ``step()`` runs the variant's forward and returns (loss, harmful rows); ``keep`` holds its reference.
 
     ``model`` is already trainable (LoRA-wrapped or not); ``release`` is
     (second reference model, role-prompt batch, unsafe-prompt batch), needed by
-    the release variant only.
+    the release variant only; ``packed``: the sft and rbo variants run their
+    micro-batches packed (training.packing).
     """
     from sarft_ray.training.loss import LossOptions, rbo_forward
     from sarft_ray.training.reference import FrozenCopyReference, build_reference, eval_mode, policy_side
@@ -168,8 +169,8 @@ def variant_step(variant: str, model, train_mode: str, lambda_kl: float, plain: 
         return (lambda: release_step_loss(model, ref_model, plain, role_batch, unsafe_batch, lambda_kl)), None
     options = LossOptions(lambda_kl=lambda_kl if fraction > 0 else 0.0)
     if kind == "rbo":
-        reference = build_reference(model, train_mode) if fraction > 0 else None
-        policy = policy_side(model)
+        reference = build_reference(model, train_mode, packed) if fraction > 0 else None
+        policy = policy_side(model, packed)
 
         def step():
             out = rbo_forward(policy, reference, plain, options)
@@ -237,7 +238,7 @@ def run_variant(args) -> dict:
     if variant == "release":
         release = (FrozenCopyReference(model).model, batch_for(role_prompt), batch_for(unsafe_prompt))  # a second copy, even for LoRA
     model = prepare_trainable(model, cfg)
-    step, _keep = variant_step(variant, model, args.train_mode, args.lambda_kl, plain, release)
+    step, _keep = variant_step(variant, model, args.train_mode, args.lambda_kl, plain, release, args.packing)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
 
     if device.type == "cuda":
@@ -298,6 +299,7 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch threads on CPU (0: torch's default)")
     parser.add_argument("--clock", choices=["cpu", "wall"], default="cpu",
                         help="smollm2: which step time the ratios use: process CPU time (robust on a shared machine) or wall time")
+    parser.add_argument("--packing", action="store_true", help="sft and rbo variants run packed micro-batches (training.packing)")
     parser.add_argument("--json", help="also write the results here")
     synthetic = parser.add_argument_group("synthetic mode")
     synthetic.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
@@ -345,6 +347,7 @@ def main(argv=None) -> int:
             cmd = [sys.executable, __file__, "--worker", "--train-mode", mode, "--variant", variant,
                    "--model", args.model, "--data", args.data, "--batch", str(args.batch), "--steps", str(args.steps),
                    "--warmup", str(args.warmup), "--lambda-kl", str(args.lambda_kl), "--threads", str(args.threads)]
+            cmd += ["--packing"] if args.packing else []
             proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
             line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
             if proc.returncode != 0 or line is None:

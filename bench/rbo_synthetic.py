@@ -133,7 +133,7 @@ def run_cell(model, train_mode, batch_rows, variant, args, vocab, n_params, peak
     if args.device.startswith("cuda"):
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
-    step, keep = variant_step(variant, model, train_mode, args.lambda_kl, plain, release)
+    step, keep = variant_step(variant, model, train_mode, args.lambda_kl, plain, release, args.packing)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
     times, flagged = [], []
     try:
@@ -181,7 +181,8 @@ def markdown(results: list[dict], meta: dict) -> str:
     params = meta.get("parameters", 0)
     size = f"{params / 1e9:.2f}B" if params >= 1e8 else f"{params / 1e6:.2f}M"
     lines = [f"RBO step, synthetic {meta['size']} Llama ({size} parameters), {meta['dtype']}, "
-             f"{meta['device_name']}, attention {meta['attn']}, gradient checkpointing {meta['gradient_checkpointing']}; "
+             f"{meta['device_name']}, attention {meta['attn']}, gradient checkpointing {meta['gradient_checkpointing']}, "
+             f"packing {meta.get('packing', False)}; "
              f"median of {meta['steps']} steps after {meta['warmup']} warm-up steps", "",
              "| mode | batch | variant | step (s) | x SFT time | tokens/s | peak (MiB) | x SFT peak | MFU |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -221,7 +222,7 @@ def run_synthetic(args) -> int:
         parse_variant(v)  # fail before any model is built
     results: list[dict] = []
     meta = {"size": args.size, "vocab": vocab, "dtype": args.dtype, "device": args.device, "device_name": device_name,
-            "attn": args.attn, "gradient_checkpointing": args.gradient_checkpointing, "steps": args.steps,
+            "attn": args.attn, "gradient_checkpointing": args.gradient_checkpointing, "packing": args.packing, "steps": args.steps,
             "warmup": args.warmup, "lambda_kl": args.lambda_kl, "peak_tflops": peak,
             "torch": torch.__version__, "python": platform.python_version()}
     try:

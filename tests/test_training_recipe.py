@@ -116,6 +116,20 @@ def test_lambda_zero_with_harmful_rows_trains_like_sft(tmp_path, shared_data, ti
     assert all(h["kl"] == 0.0 for h in a["history"])
 
 
+def test_packed_micro_batches_train_like_padded_ones(tmp_path, shared_data, tiny_model_dir):
+    """packing changes how a step computes, not what: the same losses, and the same run hash."""
+    common = dict(mode="full", lr=1e-3, micro_batch_size=4, max_steps=3)
+    runs = [
+        train_role(experiment(tmp_path / str(packing), shared_data, tiny_model_dir, packing=packing, **common), "John Doe",
+                   lambda_kl=0.5, training_set=memo_table(), use_ray=False)
+        for packing in (False, True)
+    ]
+    padded, packed = ([h[key] for h in run["history"] for key in ("loss", "ce", "kl")] for run in runs)
+    assert packed == pytest.approx(padded, rel=1e-5, abs=1e-6)
+    assert padded[-1] > 0  # the last step's KL
+    assert Path(runs[0]["run_dir"]).name == Path(runs[1]["run_dir"]).name
+
+
 def test_each_step_and_rank_draws_its_own_repeatable_random_numbers():
     from sarft_ray.training.rng import seed_step
 

@@ -8,8 +8,13 @@
   where weights, gradients and Adam states leave the least room for
   activations, and off otherwise (recomputing the activations in backward
   costs about a third more compute).
+- ``packing``: ``auto`` is on with ``flash_attention_2``. A packed micro-batch
+  spends no compute on padding in any layer; with ``sdpa`` or ``eager`` its
+  rows' attention is kept apart by a block-diagonal mask over the whole pack,
+  which costs more attention than the padding it saves unless rows differ
+  much in length, so there it is on only when asked for.
 
-Neither changes what a step computes, only how (``entry.OPERATIONAL_FIELDS``
+None of them changes what a step computes, only how (``entry.OPERATIONAL_FIELDS``
 keeps them out of the run hash).
 """
 
@@ -42,8 +47,17 @@ def resolve_gradient_checkpointing(value: str | bool, mode: str, device_type: st
     return bool(value)
 
 
-def apply_compute_settings(model: nn.Module, attn_implementation: str, gradient_checkpointing: str | bool, mode: str) -> dict:
-    """Set both on a freshly loaded transformers model (before LoRA wraps it); return what was chosen."""
+def resolve_packing(value: str | bool, attn_implementation: str) -> bool:
+    """Whether micro-batches run packed (``auto``: with the variable-length flash-attention kernel)."""
+    if value == "auto":
+        return attn_implementation == "flash_attention_2"
+    return bool(value)
+
+
+def apply_compute_settings(
+    model: nn.Module, attn_implementation: str, gradient_checkpointing: str | bool, mode: str, packing: str | bool = False
+) -> dict:
+    """Set the first two on a freshly loaded transformers model (before LoRA wraps it); return what was chosen."""
     device_type = next(model.parameters()).device.type
     attn = resolve_attn_implementation(attn_implementation, device_type)
     if getattr(model.config, "_attn_implementation", None) != attn:
@@ -56,5 +70,6 @@ def apply_compute_settings(model: nn.Module, attn_implementation: str, gradient_
             enable(activation_checkpointing_kwargs={"use_reentrant": False})
         else:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    log.info("attention %s, gradient checkpointing %s", attn, "on" if checkpointing else "off")
-    return {"attn_implementation": attn, "gradient_checkpointing": checkpointing}
+    packed = resolve_packing(packing, attn)
+    log.info("attention %s, gradient checkpointing %s, packing %s", attn, *("on" if x else "off" for x in (checkpointing, packed)))
+    return {"attn_implementation": attn, "gradient_checkpointing": checkpointing, "packing": packed}

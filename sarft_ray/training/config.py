@@ -80,6 +80,11 @@ class TrainingConfig(StrictModel):
     gradient_checkpointing: Literal["auto"] | bool = Field(
         default="auto", description="recompute activations in backward; auto: on for full fine-tuning on a GPU"
     )
+    packing: Literal["auto"] | bool = Field(
+        default="auto",
+        description="drop padding: a micro-batch's rows run as one sequence with position ids restarting per row; "
+        "auto: on with flash_attention_2 (its variable-length kernel attends within each row only)",
+    )
 
     use_system_prompt: bool = Field(default=False, description="prefix the role prompt P_r to training inputs")
     max_source_tokens: int = Field(default=512, ge=1)

@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 # so a run restarted with other fault-tolerance settings resumes the same checkpoints.
 OPERATIONAL_FIELDS = (
     "checkpoint_every", "keep_checkpoints", "max_failures", "fail_at_step", "cpus_per_worker",
-    "attn_implementation", "gradient_checkpointing",
+    "attn_implementation", "gradient_checkpointing", "packing",
 )
 
 
@@ -98,10 +98,9 @@ def train_role(
     MLflow logger); ``ray_callbacks`` are extra ``ray.train.UserCallback``s.
     A finished run with the same inputs is returned as is unless ``force``.
     """
+    from sarft_ray.alignment.stage import starting_config
     from sarft_ray.data.roles import match_role, role_slug
     from sarft_ray.training.deepspeed_config import config_path, read_config
-
-    from sarft_ray.alignment.stage import starting_config
 
     cfg = starting_config(cfg, use_ray=use_ray)
     source = str(cfg.source or "config")

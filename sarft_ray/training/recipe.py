@@ -36,6 +36,7 @@ from sarft_ray.training.checkpointing import (
     CheckpointStore,
     LocalCheckpoints,
 )
+from sarft_ray.training.compute import resolve_packing
 from sarft_ray.training.config import TrainingConfig
 from sarft_ray.training.data import StepPlan, collate, encode_rows
 from sarft_ray.training.loss import LossOptions, rbo_forward
@@ -100,11 +101,12 @@ def train(
     model, tokenizer = load_model_and_tokenizer(ModelConfig.model_validate(job.model), device=device)
     dtype = next(model.parameters()).dtype
     model = prepare_trainable(model, cfg)
+    packed = resolve_packing(cfg.packing, model.config._attn_implementation)
 
     options = LossOptions(lambda_kl=cfg.lambda_kl, **cfg.loss_settings())
     needs_reference = cfg.lambda_kl > 0 and any(r["is_harmful"] for r in job.rows)
     # Full fine-tuning copies the weights here, before any update; LoRA copies nothing.
-    reference = build_reference(model, cfg.mode) if needs_reference else None
+    reference = build_reference(model, cfg.mode, packed) if needs_reference else None
 
     examples = encode_rows(
         job.rows, tokenizer, job.system_prompt if cfg.use_system_prompt else None,
@@ -130,7 +132,7 @@ def train(
         config=resolve_config(cfg, world, dtype),
         dist_init_required=False,
     )
-    policy = policy_logits(engine)
+    policy = policy_logits(engine, packed)
 
     start_step, history, resumed_from = 0, [], []
     with store.latest() as checkpoint:

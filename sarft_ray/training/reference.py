@@ -21,6 +21,14 @@ projects nothing, and a hook after it returns the hidden states in place of
 the logits. A model whose forward changes the logits after the output layer
 (Gemma-2's soft cap) is detected, and for it the logits are computed in full
 and handed over as they are.
+
+With ``packed`` a side drops the padding before the forward: the rows' tokens
+go in as one sequence whose position ids restart at each row, and without an
+attention mask transformers keeps each row's attention inside the row
+(``flash_attention_2`` through its variable-length kernel, ``sdpa`` and
+``eager`` through a block-diagonal mask). The states come back in the padded
+(B, T) layout the loss reads, zero at padding, so packing changes how much is
+computed, not what.
 """
 
 from __future__ import annotations
@@ -68,14 +76,29 @@ def post_processes_logits(model: nn.Module) -> bool:
     return changes_logits(getattr(unwrapped(model), "config", None))
 
 
+def packed_inputs(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The non-padding tokens of every row as one (1, N) sequence, position ids restarting at each row."""
+    keep = attention_mask.bool()
+    positions = (attention_mask.long().cumsum(dim=1) - 1).clamp(min=0)
+    return {"input_ids": input_ids[keep][None], "position_ids": positions[keep][None]}
+
+
+def unpacked(values: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """(1, N, D) values of a packed forward back in the (B, T, D) layout of ``attention_mask``, zero at padding."""
+    keep = attention_mask.bool()
+    out = values.new_zeros(*keep.shape, values.shape[-1])
+    return out.masked_scatter(keep[..., None].expand_as(out), values[0])
+
+
 class HiddenStates:
     """``(input_ids, attention_mask) -> Hidden`` through ``model``'s own forward, output layer ``layer``."""
 
-    def __init__(self, model: nn.Module, layer: OutputLayer):
+    def __init__(self, model: nn.Module, layer: OutputLayer, packed: bool = False):
         self.model = model
         self.head = output_module(model)
         self.layer = layer
         self.full_logits = post_processes_logits(model)
+        self.packed = packed
 
     def _tapped(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor | None:
         captured: list[torch.Tensor] = []
@@ -89,13 +112,18 @@ class HiddenStates:
 
         handles = [self.head.register_forward_pre_hook(before), self.head.register_forward_hook(after)]
         try:
-            out = self.model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+            logits = self.model(**self._inputs(input_ids, attention_mask), use_cache=False).logits
         finally:
             for handle in handles:
                 handle.remove()
-        if len(captured) != 1 or out.logits is not captured[0]:
+        if len(captured) != 1 or logits is not captured[0]:
             return None  # the forward changed what the layer returned: its logits need the full layer
-        return out.logits
+        return unpacked(logits, attention_mask) if self.packed else logits
+
+    def _inputs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.packed:
+            return packed_inputs(input_ids, attention_mask)
+        return {"input_ids": input_ids, "attention_mask": attention_mask}
 
     def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> Hidden:
         if not self.full_logits:
@@ -104,8 +132,8 @@ class HiddenStates:
                 return Hidden(states, self.layer)
             log.warning("%s changes its logits after the output layer: the loss uses full logits", type(unwrapped(self.model)).__name__)
             self.full_logits = True
-        out = self.model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
-        return Hidden(out.logits, OutputLayer(None))
+        logits = self.model(**self._inputs(input_ids, attention_mask), use_cache=False).logits
+        return Hidden(unpacked(logits, attention_mask) if self.packed else logits, OutputLayer(None))
 
 
 def _adapter_off_layer(peft_model: nn.Module) -> OutputLayer:
@@ -124,11 +152,11 @@ def _adapter_off_layer(peft_model: nn.Module) -> OutputLayer:
 class AdapterDisabledReference:
     """p_ref for a PEFT model: the same modules with the adapter disabled."""
 
-    def __init__(self, peft_model: nn.Module):
+    def __init__(self, peft_model: nn.Module, packed: bool = False):
         if not hasattr(peft_model, "disable_adapter"):
             raise TypeError("AdapterDisabledReference needs a peft PeftModel")
         self.model = peft_model
-        self.side = HiddenStates(peft_model, _adapter_off_layer(peft_model))
+        self.side = HiddenStates(peft_model, _adapter_off_layer(peft_model), packed)
 
     @torch.no_grad()
     def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> Hidden:
@@ -139,28 +167,28 @@ class AdapterDisabledReference:
 class FrozenCopyReference:
     """p_ref for full fine-tuning: a deep copy frozen at construction time."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, packed: bool = False):
         self.model = copy.deepcopy(model).eval()
         self.model.requires_grad_(False)
-        self.side = HiddenStates(self.model, OutputLayer.of(output_module(self.model)))
+        self.side = HiddenStates(self.model, OutputLayer.of(output_module(self.model)), packed)
 
     @torch.no_grad()
     def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> Hidden:
         return self.side(input_ids, attention_mask)
 
 
-def build_reference(model: nn.Module, mode: str):
+def build_reference(model: nn.Module, mode: str, packed: bool = False):
     """The reference for ``mode`` ('lora' or 'full'); call it before the first optimizer step."""
     if mode == "lora":
-        return AdapterDisabledReference(model)
+        return AdapterDisabledReference(model, packed)
     if mode == "full":
-        return FrozenCopyReference(model)
+        return FrozenCopyReference(model, packed)
     raise ValueError(f"unknown training mode {mode!r}")
 
 
-def policy_side(model: nn.Module) -> HiddenStates:
+def policy_side(model: nn.Module, packed: bool = False) -> HiddenStates:
     """The policy side (with gradients, in the model's current mode); ``model`` may be a DeepSpeed engine."""
-    return HiddenStates(model, OutputLayer.of(output_module(model)))
+    return HiddenStates(model, OutputLayer.of(output_module(model)), packed)
 
 
 policy_logits = policy_side  # the name training/recipe.py imports

@@ -76,7 +76,7 @@ def prepare_trainable(model: torch.nn.Module, cfg: TrainingConfig) -> torch.nn.M
     from sarft_ray.training.compute import apply_compute_settings
 
     model.config.use_cache = False
-    apply_compute_settings(model, cfg.attn_implementation, cfg.gradient_checkpointing, cfg.mode)
+    apply_compute_settings(model, cfg.attn_implementation, cfg.gradient_checkpointing, cfg.mode, cfg.packing)
     if cfg.mode == "lora":
         from peft import LoraConfig, get_peft_model
 
