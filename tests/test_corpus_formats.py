@@ -106,6 +106,18 @@ def test_a_record_that_does_not_fit_its_declared_format_is_refused_with_its_plac
         rows(fmt, write(tmp_path / "a.jsonl", [record]))
 
 
+def test_a_field_only_another_format_uses_does_not_make_a_record_that_format(tmp_path):
+    """A table record with a ``messages`` column, an Alpaca record with ``input``, a ShareGPT record with
+    ``question``: each is read as declared, because the other format claims it through no field they share."""
+    table = [{"input": "Who are you?", "output": "A wizard.", "messages": ["kept as metadata"]}]
+    assert [r["input"] for r in rows("table", write(tmp_path / "t.jsonl", table))] == ["Who are you?"]
+    assert [r["input"] for r in rows("alpaca", write(tmp_path / "a.jsonl", ALPACA[:1]))] == ["Who are you?"]
+    shared = [MESSAGES | {"question": "a note", "generated": ["RoleBench's fields, metadata here"]}]
+    assert [r["output"] for r in rows("sharegpt", write(tmp_path / "s.jsonl", shared))] == ["Oak."]
+    with pytest.raises(SarftError, match=r"t2\.jsonl:1: this record has the fields of the 'alpaca' format"):
+        rows("table", write(tmp_path / "t2.jsonl", [{"instruction": "q", "input": "", "output": "a"}]))
+
+
 def test_file_types_each_format_reads(tmp_path):
     (tmp_path / "a.json").write_text(json.dumps({"instruction": "q", "output": "a"}))
     with pytest.raises(SarftError, match=r"a\.json: expected a JSON array of records, got dict"):

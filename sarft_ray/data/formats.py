@@ -89,17 +89,38 @@ def looks_like(obj: dict) -> str | None:
 
 
 def check_shape(where: str, obj: dict, declared: str) -> None:
-    """Refuse a record whose fields mark it as another format's, or that lacks its own format's fields."""
-    seen = looks_like(obj)
-    if seen == declared:
-        return
+    """Refuse a record whose fields mark it as another format's, or that lacks its own format's fields.
+
+    A record with its declared format's fields is still refused when a more specific format (registered earlier)
+    claims it through a field the two share: an Alpaca record read as ``table`` would train on its ``input``
+    (often empty) and drop its ``instruction``. A field the formats do not share is the record's own business
+    (a ``table`` record may carry a ``messages`` column).
+    """
+    keys = set(obj)
+    own = [signature for signature in _REGISTRY[declared].signatures if signature <= keys]
+    if own:
+        seen = _more_specific_claim(keys, declared, own)
+        if seen is None:
+            return
+    else:
+        seen = looks_like(obj)
     if seen is not None:
         raise SarftError(
             f"{where}: this record has the fields of the '{seen}' format ({_fields(seen)}), "
             f"not of '{declared}' (roles.corpus.format); set roles.corpus.format: {seen}"
         )
-    missing = sorted(min((s - set(obj) for s in _REGISTRY[declared].signatures), key=len))
+    missing = sorted(min((s - keys for s in _REGISTRY[declared].signatures), key=len))
     raise SarftError(f"{where}: missing field(s) {', '.join(missing)} (the '{declared}' format has {_fields(declared)})")
+
+
+def _more_specific_claim(keys: set[str], declared: str, own: list[frozenset[str]]) -> str | None:
+    """A format registered before ``declared`` whose fields the record has, sharing one with ``declared``'s."""
+    for fmt in _REGISTRY.values():
+        if fmt.name == declared:
+            return None
+        if any(signature <= keys and signature & mine for signature in fmt.signatures for mine in own):
+            return fmt.name
+    return None
 
 
 def _fields(name: str) -> str:
