@@ -51,7 +51,9 @@ def pool_bounds(section):
 
 # Config fields added after stored results were named, with their defaults. A field at its default (or unset,
 # None, in an arm's overrides) is left out of every hash that names results, so those results are found again.
-ADDED_LATER: dict[str, object] = {"min_actors": None, "warmup_ratio": 0.0, "lr_scheduler_kwargs": {}, "cut_off": "drop"}
+ADDED_LATER: dict[str, object] = {
+    "min_actors": None, "warmup_ratio": 0.0, "lr_scheduler_kwargs": {}, "cut_off": "drop", "packing": "auto",
+}
 
 
 def without_added_defaults(tree):

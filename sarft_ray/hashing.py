@@ -33,7 +33,14 @@ def json_digest(data: Any, length: int | None = None, *, ascii_only: bool = True
     ``ascii_only=False`` hashes non-ASCII characters as UTF-8 rather than as
     ``\\u`` escapes (the training-set digest was made that way).
     """
-    return text_digest(json.dumps(data, sort_keys=True, default=str, ensure_ascii=ascii_only), length)
+    return text_digest(json.dumps(data, sort_keys=True, default=_json_default, ensure_ascii=ascii_only), length)
+
+
+def _json_default(value: Any) -> Any:
+    """Sets as sorted lists (their own order follows string hashing, which differs per process); else ``str``."""
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=str)
+    return str(value)
 
 
 def file_digest(path: str | Path) -> str:

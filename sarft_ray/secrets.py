@@ -153,7 +153,7 @@ def redact_text(text: str) -> str:
         return text
     if "://" in text:
         text = _URL.sub(lambda m: redact_url(m[0]), text)
-    for secret in sorted(known_secrets(), key=len, reverse=True):  # longest first: one may contain another
+    for secret in sorted(known_secrets(), key=lambda s: (-len(s), s)):  # longest first: one may contain another
         if secret in text:
             text = text.replace(secret, REDACTED)
     return text

@@ -42,6 +42,19 @@ def test_the_helpers_reproduce_the_digests_they_replace():
     assert hashing.hash_int("0|x") == int.from_bytes(hashlib.sha256(b"0|x").digest()[:8], "big")
 
 
+def test_sets_hash_by_their_members_not_their_order():
+    import os
+    import subprocess
+    import sys
+
+    code = "from sarft_ray.hashing import json_digest; print(json_digest({'m': {'q_proj', 'k_proj', 'v_proj', 'o_proj'}}))"
+    digests = {
+        subprocess.run([sys.executable, "-c", code], env=os.environ | {"PYTHONHASHSEED": seed}, capture_output=True, text=True, check=True).stdout
+        for seed in ("1", "2", "3", "4")
+    }
+    assert digests == {hashing.json_digest({"m": ["k_proj", "o_proj", "q_proj", "v_proj"]}) + "\n"}
+
+
 def test_file_and_tree_digests(tmp_path):
     (tmp_path / "d" / "sub").mkdir(parents=True)
     (tmp_path / "d" / "a.txt").write_bytes(b"alpha")

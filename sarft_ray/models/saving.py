@@ -24,7 +24,7 @@ def save_pretrained(model, tokenizer, target: Path) -> None:
 
 def sort_set_valued_lists(config_file: Path, peft_configs: dict) -> None:
     """Rewrite ``config_file`` with every field that the PEFT config holds as a set sorted."""
-    set_fields = {name for config in peft_configs.values() for name, value in vars(config).items() if isinstance(value, set)}
+    set_fields = {name for config in peft_configs.values() for name, value in vars(config).items() if isinstance(value, (set, frozenset))}
     data = json.loads(config_file.read_text())
     changed = {key: sorted(data[key]) for key in set_fields if isinstance(data.get(key), list)}
     if changed:

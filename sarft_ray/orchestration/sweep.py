@@ -137,7 +137,7 @@ def run_sweep(cfg, resume: bool = True) -> SweepResult:
 
         base = stages.evaluate(trial_evaluation(cfg), None)  # the reference point of the plots
         best = analysis.best_per_role([r for r in rows if r["status"] == "ok"], sweep.objective)
-        for role in {r["role"] for r in rows} - set(best):
+        for role in sorted({r["role"] for r in rows} - set(best)):
             best[role] = {"best": None, "trials": 0, "eligible": 0, "reason": "every trial of this role failed"}
         report_dir = path / "report"
         table_path = write_sweep_outputs(cfg, name, rows, best, base.table, varied, report_dir)

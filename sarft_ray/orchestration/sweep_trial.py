@@ -44,8 +44,9 @@ def trial_row(trial_id: str, config: dict, metrics: dict, varied: list[str], cfg
     row: dict[str, Any] = {"trial_id": trial_id, "role": config.get("role"), "varied": varied}
     for key in SETTINGS:
         row[key] = config.get(key, getattr(cfg.training, key))
-    for key in set(config) - {"role"} - set(row):
-        row[key] = config[key]
+    for key in config:  # the trial config's own order: a set's would follow string hashing
+        if key != "role" and key not in row:
+            row[key] = config[key]
     for key in headline_keys(cfg) + ["train_last_loss", "train_steps", "artefact", "train_dir", "eval_dir"]:
         row[key] = metrics.get(key)
     row["status"] = "ok" if metrics.get("sarft_done") else "failed"
