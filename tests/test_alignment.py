@@ -151,8 +151,8 @@ def test_character_questions_come_from_roles_the_experiment_neither_trains_nor_e
     assert all(role_of[normalise_question(q)] != "John Doe" for q in asked)
     assert not {normalise_question(q) for q in asked} & excluded
     assert len({role_of[normalise_question(q)] for q in asked}) > 5  # spread over many characters
-    _, benign = build_rows(cfg)
-    assert benign.train[-30:] == asked and len(benign.train) == 6 + 30
+    built = build_rows(cfg)
+    assert built.benign.train[-30:] == asked == built.role_questions and len(built.benign.train) == 6 + 30
 
     tree["alignment"]["role_questions"] = 0
     assert role_questions(parse_config(tree, "x.yaml", tmp_path), excluded) == []

@@ -12,7 +12,7 @@ from sarft_ray.config_base import without_added_defaults
 from sarft_ray.errors import SarftError
 
 # training settings that change speed, not the model: left out of the alignment's hash
-SPEED_ONLY_TRAINING_FIELDS = ("attn_implementation", "gradient_checkpointing")
+SPEED_ONLY_TRAINING_FIELDS = ("attn_implementation", "gradient_checkpointing", "packing")
 
 
 def _sources(cfg) -> tuple[Path, Path]:
@@ -63,8 +63,18 @@ def excluded_questions(cfg) -> set[str]:
     return set(held.every_role).union(*held.per_role.values())
 
 
-def build_rows(cfg) -> tuple[list[dict], object]:
-    """The harmful (request, refusal) rows and the benign split, from files only."""
+@dataclasses.dataclass(frozen=True)
+class AlignmentRows:
+    """What the alignment trains on, before distillation: harmful rows with refusals, the benign split (its
+    ``train`` ends with ``role_questions``), and the character questions, which the stage counts separately."""
+
+    harmful: list[dict]
+    benign: object  # data.BenignSplit
+    role_questions: list[str]
+
+
+def build_rows(cfg) -> AlignmentRows:
+    """The harmful (request, refusal) rows, the benign split and the character questions, from files only."""
     from sarft_ray.alignment.data import benign_split, harmful_rows
     from sarft_ray.data import beavertails_parts, iter_rolebench, load_beavertails
 
@@ -79,8 +89,9 @@ def build_rows(cfg) -> tuple[list[dict], object]:
     benign = benign_split(
         (row["input"] for row in iter_rolebench(benign_path)), excluded, acfg.benign_train, acfg.benign_eval, acfg.seed
     )
-    benign = dataclasses.replace(benign, train=benign.train + role_questions(cfg, excluded))
-    return harmful_rows(prompts, acfg.imperative_copies, acfg.seed), benign
+    asked = role_questions(cfg, excluded)
+    benign = dataclasses.replace(benign, train=benign.train + asked)
+    return AlignmentRows(harmful_rows(prompts, acfg.imperative_copies, acfg.seed), benign, asked)
 
 
 def _not_hashed(acfg) -> dict:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from sarft_ray.alignment.inputs import alignment_inputs, build_rows, excluded_questions, role_questions  # noqa: F401 (re-exported)
+from sarft_ray.alignment.inputs import alignment_inputs, build_rows
 from sarft_ray.atomic import write_json, write_text
 from sarft_ray.errors import SarftError
 
@@ -205,11 +205,12 @@ def align_model(cfg, force: bool = False, use_ray: bool = True) -> AlignResult:
     if done.is_file() and not force:
         return AlignResult(directory, model_dir, json.loads(done.read_text()), reused=True)
 
-    harmful, benign = build_rows(cfg)
+    inputs = build_rows(cfg)
+    benign = inputs.benign
     benign_file = directory / "benign_eval.jsonl"
     write_text(benign_file, "".join(json.dumps({"instruction": t}, ensure_ascii=False) + "\n" for t in benign.eval))
     answers = distill(cfg, benign.train, distill_dir(cfg))
-    asked_roles = frozenset(role_questions(cfg, excluded_questions(cfg))) if cfg.alignment.role_questions else frozenset()
+    asked_roles = frozenset(inputs.role_questions)
     kept, dropped = benign_rows(answers, cfg.alignment.cut_off, asked_roles)
     if asked_roles and dropped["role_questions_trained"] < len(asked_roles) / 2:
         log.warning(
@@ -217,7 +218,7 @@ def align_model(cfg, force: bool = False, use_ray: bool = True) -> AlignResult:
             "at distill_max_new_tokens=%d); raise it or set alignment.cut_off: last_sentence",
             dropped["role_questions_trained"], len(asked_roles), dropped["benign_cut_off"], cfg.alignment.distill_max_new_tokens,
         )
-    rows = harmful + kept
+    rows = inputs.harmful + kept
     data = {"rows": len(rows), "harmful": sum(r["kind"] == "harmful" for r in rows),
             "harmful_imperative": sum(r["kind"] == "harmful_imperative" for r in rows), "benign": len(kept),
             "benign_eval": len(benign.eval), "benign_excluded_as_evaluation": benign.excluded,
