@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,13 +51,21 @@ def file_digest(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def tree_digest(root: str | Path, length: int | None = None) -> str:
-    """sha256 hex over a directory's files: each relative path, then its bytes, in sorted path order."""
+def tree_digest(root: str | Path, length: int | None = None, content: Callable[[Path], bytes | None] | None = None) -> str:
+    """sha256 hex over a directory's files: each relative path, then its bytes, in sorted path order.
+
+    ``content(path)``, where given, says what of a file counts: bytes to hash in place of the file's own,
+    ``None`` for the file's bytes, ``b""`` (with the path) for a file whose content does not matter.
+    """
     digest = hashlib.sha256()
     root = Path(root)
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         digest.update(str(path.relative_to(root)).encode())
-        _update_from_file(digest, path)
+        replaced = content(path) if content is not None else None
+        if replaced is None:
+            _update_from_file(digest, path)
+        else:
+            digest.update(replaced)
     return digest.hexdigest()[:length]
 
 

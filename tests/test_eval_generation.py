@@ -1,3 +1,6 @@
+import json
+import shutil
+
 import pyarrow as pa
 import pytest
 import torch
@@ -11,7 +14,13 @@ from sarft_ray.evaluation.generation import (
     load_generator,
     settings_hash,
 )
-from sarft_ray.models import ModelConfig, build_tiny_model, build_tiny_tokenizer, format_prompt, save_tiny_model
+from sarft_ray.models import (
+    ModelConfig,
+    build_tiny_model,
+    build_tiny_tokenizer,
+    format_prompt,
+    save_tiny_model,
+)
 from sarft_ray.models.identity import adapter_fingerprint
 from sarft_ray.models.tiny import NO_SYSTEM_TEMPLATE
 
@@ -118,6 +127,15 @@ def test_adapter_errors_and_fingerprint(model_and_adapter, tmp_path):
     assert adapter_fingerprint(None) is None
     assert adapter_fingerprint(adapter_dir) == adapter_fingerprint(adapter_dir)
     assert adapter_fingerprint(adapter_dir) != adapter_fingerprint(model_dir)
+
+    # the same adapter saved from a base loaded elsewhere: the same fingerprint; other weights: another
+    moved = shutil.copytree(adapter_dir, tmp_path / "moved")
+    config = json.loads((moved / "adapter_config.json").read_text())
+    (moved / "adapter_config.json").write_text(json.dumps(config | {"base_model_name_or_path": "/elsewhere/base"}, indent=4))
+    (moved / "README.md").write_text("base_model: /elsewhere/base\n")
+    assert adapter_fingerprint(moved) == adapter_fingerprint(adapter_dir)
+    (moved / "adapter_config.json").write_text(json.dumps(config | {"r": config["r"] * 2}))
+    assert adapter_fingerprint(moved) != adapter_fingerprint(adapter_dir)
 
 
 def test_decode_timer_adds_up_the_batches(tiny):

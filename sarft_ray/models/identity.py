@@ -13,7 +13,11 @@ of their inputs, the model first. One function says what identifies a model:
   before weights were fingerprinted, and what they start from is an alias, a
   hub id at a revision, or a directory whose path changes with its content
   (an aligned model, a training run).
-- ``adapter_fingerprint(adapter)``: the content hash of a PEFT adapter directory.
+- ``adapter_fingerprint(adapter)``: the content hash of a PEFT adapter directory,
+  without what only says where it was made: ``adapter_config.json``'s
+  ``base_model_name_or_path`` (the local folder the base was loaded from,
+  which differs between machines and caches) and the generated ``README.md``.
+  The base model is named beside it by ``model_identity``.
 - ``local_ref(model_cfg, ref)``: the section with ``ref`` in place, a local
   checkpoint named by its absolute path however it was spelled.
 
@@ -55,7 +59,19 @@ def adapter_fingerprint(adapter: str | Path | None) -> str | None:
     """Content hash of an adapter directory, so a retrained adapter at the same path is new (None: no adapter)."""
     if adapter is None:
         return None
-    return tree_digest(adapter, 16)
+    return tree_digest(adapter, 16, _what_an_adapter_computes)
+
+
+def _what_an_adapter_computes(path: Path) -> bytes | None:
+    if path.name == "README.md":  # PEFT's model card: the base's local path and library versions
+        return b""
+    if path.name == "adapter_config.json":
+        import json
+
+        config = json.loads(path.read_text())
+        config.pop("base_model_name_or_path", None)
+        return json.dumps(config, sort_keys=True).encode()
+    return None
 
 
 def local_ref(model_cfg: ModelConfig, ref: str | None = None) -> ModelConfig:
