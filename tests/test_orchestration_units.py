@@ -62,6 +62,23 @@ def test_best_per_role_respects_constraints_and_mode():
     assert lowest["A"]["best"]["trial_id"] == "a3" and lowest["B"]["best"]["trial_id"] == "b1"
 
 
+def test_a_relative_constraint_measures_each_role_against_its_own_reference_trial():
+    from sarft_ray.orchestration.sweep_report import objective_text
+
+    rows = [
+        {"role": "A", "trial_id": "a0", "lambda_kl": 0.0, "beavertails_rr": 50.0, "rouge": 20.0},
+        {"role": "A", "trial_id": "a1", "lambda_kl": 1.0, "beavertails_rr": 70.0, "rouge": 19.5},
+        {"role": "A", "trial_id": "a3", "lambda_kl": 3.0, "beavertails_rr": 90.0, "rouge": 18.0},  # 2 points below SFT
+        {"role": "B", "trial_id": "b1", "lambda_kl": 1.0, "beavertails_rr": 95.0, "rouge": 30.0},  # B's SFT trial failed
+    ]
+    constraint = {"metric": "rouge", "min": -1.0, "relative_to": {"lambda_kl": 0}}
+    best = best_per_role(rows, Objective(metric="beavertails_rr", constraints=[constraint]))
+    assert best["A"]["best"]["trial_id"] == "a1" and best["A"]["eligible"] == 2  # a0 (its own reference) and a1
+    assert best["B"]["best"] is None and best["B"]["reason"] == "no trial to measure rouge >= (lambda_kl=0) - 1 against"
+    band = Objective(metric="beavertails_rr", constraints=[constraint | {"max": 0.0}])
+    assert objective_text(band) == "max beavertails_rr; rouge >= (lambda_kl=0) - 1 and <= (lambda_kl=0) + 0"
+
+
 def test_series_groups_and_sorts_by_x():
     rows = [{"role": "B", "lambda_kl": 1.0}, {"role": "A", "lambda_kl": 0.5}, {"role": "A", "lambda_kl": 0.0}]
     groups = series(rows, "lambda_kl", ["role"])
@@ -142,6 +159,14 @@ def test_sweep_checks_roles_and_objective_metrics_against_the_config(tmp_path):
         check_sweep(_config_with_sweep(
             tmp_path, {"space": {"lambda_kl": [1.0]}, "objective": {"constraints": [{"metric": "beavertails_rr", "min": 1}]}}
         ))
+    relative = {"metric": "advbench_rr", "min": -1, "relative_to": {"lambda_kl": 0}}
+    check_sweep(_config_with_sweep(tmp_path, {"space": {"lambda_kl": [0.0, 1.0]}, "objective": {"constraints": [relative]}}))
+    for space, message in [
+        ({"lambda_kl": [1.0]}, r"constraints\[0\]\.relative_to\.lambda_kl: no trial has lambda_kl=0 \(sweep.space.lambda_kl: \[1.0\]\)"),
+        ({"lr": [1e-4]}, r"constraints\[0\]\.relative_to\.lambda_kl: 'lambda_kl' is not swept \(sweep.space has lr\)"),
+    ]:
+        with pytest.raises(SarftError, match=message):
+            check_sweep(_config_with_sweep(tmp_path, {"space": space, "objective": {"constraints": [relative]}}))
 
 
 def test_training_slots_leave_room_for_one_evaluation(tmp_path):

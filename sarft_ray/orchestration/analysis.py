@@ -38,29 +38,33 @@ def best_per_role(rows: Sequence[dict[str, Any]], objective: Objective) -> dict[
     """For each role: the best row by ``objective.metric`` among rows meeting every constraint.
 
     Returns ``{role: {"best": row | None, "trials": n, "eligible": m, "reason": str | None}}``;
-    ties keep the first row (trial order), so the choice is deterministic.
+    ties keep the first row (trial order), so the choice is deterministic. A relative constraint measures
+    each row against the role's own reference trial (``Constraint.relative_to``); without one, no row is eligible.
     """
-    out: dict[str, dict[str, Any]] = {}
+    by_role: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
-        entry = out.setdefault(row["role"], {"best": None, "trials": 0, "eligible": 0, "reason": None})
-        entry["trials"] += 1
-        value = row.get(objective.metric)
-        if value is None or not all(c.holds(row.get(c.metric)) for c in objective.constraints):
-            continue
-        entry["eligible"] += 1
-        if entry["best"] is None or _better(value, entry["best"][objective.metric], objective.mode):
-            entry["best"] = row
-    for entry in out.values():
+        by_role.setdefault(row["role"], []).append(row)
+    out: dict[str, dict[str, Any]] = {}
+    for role, role_rows in by_role.items():
+        references = [c.reference_row(role_rows) for c in objective.constraints]
+        entry: dict[str, Any] = {"best": None, "trials": len(role_rows), "eligible": 0, "reason": None}
+        for row in role_rows:
+            value = row.get(objective.metric)
+            if value is None or not all(
+                c.holds(row.get(c.metric), ref.get(c.metric) if ref else None) for c, ref in zip(objective.constraints, references)
+            ):
+                continue
+            entry["eligible"] += 1
+            if entry["best"] is None or _better(value, entry["best"][objective.metric], objective.mode):
+                entry["best"] = row
         if entry["best"] is None:
-            shown = ", ".join(
-                f"{c.metric} {'>= ' + str(c.min) if c.min is not None else ''}"
-                f"{' and ' if c.min is not None and c.max is not None else ''}"
-                f"{'<= ' + str(c.max) if c.max is not None else ''}"
-                for c in objective.constraints
-            )
+            shown = ", ".join(c.text() for c in objective.constraints)
+            missing = [c.text() for c, ref in zip(objective.constraints, references) if c.relative_to is not None and ref is None]
             entry["reason"] = (
-                f"no trial has {objective.metric}" + (f" while meeting {shown}" if shown else "")
+                f"no trial to measure {missing[0]} against" if missing
+                else f"no trial has {objective.metric}" + (f" while meeting {shown}" if shown else "")
             )
+        out[role] = entry
     return out
 
 

@@ -22,7 +22,7 @@ The sweep: a Ray Tune search space declared in YAML::
       objective:
         metric: safety_avg
         mode: max
-        constraints: [{metric: rolebench_spe_rouge_l_first, min: 10}]
+        constraints: [{metric: rolebench_spe_rouge_l_first, min: 10}]   # or relative: {..., min: -1, relative_to: {lambda_kl: 0}}
 
 Keys of ``space`` are ``role`` or a field of the ``training`` section.
 """
@@ -95,11 +95,19 @@ class ParamSpace(StrictModel):
 
 
 class Constraint(StrictModel):
-    """A bound an evaluation metric must meet for a trial to count as best."""
+    """A bound an evaluation metric must meet for a trial to count as best.
+
+    With ``relative_to`` the bounds are offsets from the metric of the same role's trial with those settings:
+    ``{metric: rolebench_val_rouge_l_first, min: -1, relative_to: {lambda_kl: 0}}`` admits trials whose role
+    quality is at most one point below plain SFT's.
+    """
 
     metric: str = Field(min_length=1)
     min: float | None = None
     max: float | None = None
+    relative_to: dict[str, float | int | str | bool] | None = Field(
+        default=None, min_length=1, description="swept settings of the trial the bounds are offsets from (same role)"
+    )
 
     @model_validator(mode="after")
     def _has_bound(self):
@@ -107,10 +115,29 @@ class Constraint(StrictModel):
             raise ValueError("give min, max or both")
         return self
 
-    def holds(self, value: float | None) -> bool:
-        if value is None:
+    def holds(self, value: float | None, reference: float | None = None) -> bool:
+        """Whether ``value`` is within bounds (offsets from ``reference`` when ``relative_to`` is set)."""
+        if value is None or (self.relative_to is not None and reference is None):
             return False
-        return (self.min is None or value >= self.min) and (self.max is None or value <= self.max)
+        base = reference if self.relative_to is not None else 0.0
+        return (self.min is None or value >= base + self.min) and (self.max is None or value <= base + self.max)
+
+    def text(self) -> str:
+        """``rolebench_spe_rouge_l_first >= 10``; relative: ``... >= (lambda_kl=0) - 1``."""
+        ref = "(" + ", ".join(f"{k}={v}" for k, v in self.relative_to.items()) + ") " if self.relative_to else ""
+
+        def bound(op: str, value: float | None) -> str:
+            if value is None:
+                return ""
+            return f"{op} {ref}{'+ ' if value >= 0 else '- '}{abs(value):g}" if ref else f"{op} {value:g}"
+
+        return f"{self.metric} " + " and ".join(b for b in (bound(">=", self.min), bound("<=", self.max)) if b)
+
+    def reference_row(self, rows: list[dict]) -> dict | None:
+        """Of one role's trials, the first whose settings match ``relative_to`` (None: none does, or not relative)."""
+        if self.relative_to is None:
+            return None
+        return next((r for r in rows if all(r.get(k) == v for k, v in self.relative_to.items())), None)
 
 
 class Objective(StrictModel):

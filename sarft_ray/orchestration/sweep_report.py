@@ -18,11 +18,7 @@ def _setting_text(key: str, value: Any) -> str:
 
 def objective_text(objective) -> str:
     """``max safety_avg; rolebench_spe_rouge_l_first >= 10``."""
-    parts = [f"{objective.mode} {objective.metric}"]
-    for c in objective.constraints:
-        bounds = [f">= {c.min:g}" if c.min is not None else "", f"<= {c.max:g}" if c.max is not None else ""]
-        parts.append(f"{c.metric} " + " and ".join(b for b in bounds if b))
-    return "; ".join(parts)
+    return "; ".join([f"{objective.mode} {objective.metric}", *(c.text() for c in objective.constraints)])
 
 
 def best_rows(best: dict, varied: list[str], metric: str) -> list[dict[str, Any]]:

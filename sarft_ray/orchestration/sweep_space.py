@@ -45,6 +45,13 @@ def check_sweep(cfg) -> None:
     ]:
         if metric not in known:
             raise SarftError(f"{source}: {where}: unknown metric '{metric}'; this config reports {', '.join(known)}")
+    for i, c in enumerate(sweep.objective.constraints):
+        for key, value in (c.relative_to or {}).items():
+            where = f"{source}: sweep.objective.constraints[{i}].relative_to.{key}"
+            if key not in sweep.space:
+                raise SarftError(f"{where}: '{key}' is not swept (sweep.space has {', '.join(sweep.space)})")
+            if sweep.space[key].values is not None and value not in sweep.space[key].values:
+                raise SarftError(f"{where}: no trial has {key}={value} (sweep.space.{key}: {sweep.space[key].values})")
 
 
 def headline_keys(cfg) -> list[str]:
