@@ -9,6 +9,7 @@ is validated is accepted, anything else is an error naming the field.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -61,8 +62,9 @@ class _PerBenchmark(StrictModel):
     model_config = ConfigDict(extra="allow", frozen=True, protected_namespaces=())
 
     @classmethod
+    @abstractmethod
     def _names(cls) -> list[str]:
-        raise NotImplementedError
+        """The keys a subclass allows."""
 
     @model_validator(mode="before")
     @classmethod

@@ -19,6 +19,7 @@ plain parts of a mixed reply stay readable:
 from __future__ import annotations
 
 import re
+from abc import abstractmethod
 
 from sarft_ray.evaluation.jailbreaks.base import Jailbreak
 from sarft_ray.evaluation.jailbreaks.english import english_rate
@@ -163,8 +164,9 @@ class CipherJailbreak(Jailbreak):
     description: str
 
     @staticmethod
+    @abstractmethod
     def encode(text: str) -> str:
-        raise NotImplementedError
+        """``text`` in the cipher."""
 
     def wrap(self, goal: str) -> str:
         examples = "\n".join(f"User: {self.encode(q)}\nAssistant: {self.encode(a)}" for q, a in EXAMPLES)
