@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from test_scoring_store import write_experiment
 
-from sarft_ray.capacity import Capacity, check, experiment_needs, scoring_need, sweep_need, training_need
+from sarft_ray.capacity import Capacity, check
+from sarft_ray.stage_needs import experiment_needs, scoring_need, sweep_need, training_need
 from sarft_ray.config import load_config
 from sarft_ray.errors import SarftError
 from sarft_ray.preflight import check_adapter_dir

@@ -57,7 +57,8 @@ def generate_with_ray(
     """
     import ray
 
-    from sarft_ray.capacity import check_stage, generation_need, stalled
+    from sarft_ray.capacity import check_stage
+    from sarft_ray.stage_needs import generation_need, stalled
 
     if table.num_rows == 0:
         return table

@@ -80,7 +80,8 @@ def score_roles(cfg: ExperimentConfig, force: bool = False, progress: bool = Tru
     Joins the Ray cluster named by ``ray.address`` / RAY_ADDRESS, or starts a
     local one, unless Ray is already initialised in this process.
     """
-    from sarft_ray.capacity import check_stage, scoring_need
+    from sarft_ray.capacity import check_stage
+    from sarft_ray.stage_needs import scoring_need
     from sarft_ray.data import load_role_prompts
     from sarft_ray.preflight import check_model_loads
     from sarft_ray.scoring.ray_pipeline import run_scoring

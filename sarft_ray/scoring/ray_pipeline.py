@@ -108,10 +108,11 @@ def run_scoring(
 ) -> dict[str, RoleAccumulator]:
     """Score every staged row on the running Ray cluster; write and tally each role's rows."""
     import ray
-    from sarft_ray.progress import bar as progress_bar
 
-    from sarft_ray.capacity import check_stage, scoring_need, stalled
+    from sarft_ray.capacity import check_stage
     from sarft_ray.data.roles import role_slug
+    from sarft_ray.progress import bar as progress_bar
+    from sarft_ray.stage_needs import scoring_need, stalled
 
     need = scoring_need(scoring)
     check_stage([need])

@@ -17,7 +17,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from sarft_ray.atomic import remove_stale
-from sarft_ray.capacity import check_stage, placeable_workers, training_need  # noqa: F401 - placeable_workers: re-exported
+from sarft_ray.capacity import check_stage, placeable_workers  # noqa: F401 - placeable_workers: re-exported
+from sarft_ray.stage_needs import training_need
 from sarft_ray.errors import SarftError
 from sarft_ray.ray_utils import root_cause
 from sarft_ray.storage import is_uri, join, list_dirs, read_text, remove_dir
