@@ -51,7 +51,7 @@ def training_overrides(training: TrainingConfig, source: str, **updates) -> Trai
     try:
         return TrainingConfig.model_validate({**training.model_dump(exclude_unset=False), **changes})
     except ValidationError as exc:
-        from sarft_ray.config import format_validation_error
+        from sarft_ray.config_text import format_validation_error
 
         # name fields by their place in the experiment config
         raise SarftError(format_validation_error(source, exc).replace(f"{source}: ", f"{source}: training.", 1)) from None
