@@ -23,7 +23,8 @@ from sarft_ray.errors import SarftError
 from sarft_ray.evaluation.config import EvaluationConfig
 from sarft_ray.models.config import ModelConfig
 from sarft_ray.models.loading import alias_suggestion, ref_beside
-from sarft_ray.orchestration.config import Arms, CompareTo, SweepConfig
+from sarft_ray.orchestration.arms_config import Arms, CompareTo
+from sarft_ray.orchestration.config import SweepConfig
 from sarft_ray.paths import default_output_root, find_config
 from sarft_ray.scoring.config import ScoringConfig
 from sarft_ray.training.config import TrainingConfig
