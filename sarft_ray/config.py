@@ -27,7 +27,7 @@ from sarft_ray.orchestration.arms_config import Arms, CompareTo
 from sarft_ray.orchestration.config import SweepConfig
 from sarft_ray.paths import default_output_root, find_config
 from sarft_ray.scoring.config import ScoringConfig
-from sarft_ray.training.config import TrainingConfig
+from sarft_ray.training.config import SHARED_WITH_SCORING, TrainingConfig
 
 
 class TrackingConfig(StrictModel):
@@ -95,7 +95,7 @@ class ExperimentConfig(StrictModel):
         if not isinstance(scoring, dict) or not isinstance(training, dict):
             return data
         scoring, training = dict(scoring), dict(training)
-        for name in ("max_source_tokens", "max_target_tokens"):
+        for name in SHARED_WITH_SCORING:
             if name in scoring and name in training and scoring[name] != training[name]:
                 raise ValueError(
                     f"training.{name}: {training[name]} differs from scoring.{name}: {scoring[name]}; "

@@ -10,9 +10,8 @@ from pathlib import Path
 
 from sarft_ray.config_base import without_added_defaults
 from sarft_ray.errors import SarftError
+from sarft_ray.training.config import COMPUTE_FIELDS
 
-# training settings that change speed, not the model: left out of the alignment's hash
-SPEED_ONLY_TRAINING_FIELDS = ("attn_implementation", "gradient_checkpointing", "packing")
 
 
 def _sources(cfg) -> tuple[Path, Path]:
@@ -114,7 +113,7 @@ def alignment_inputs(cfg) -> dict:
         "format_version": 1,
         "model": model_identity(cfg.model),
         "alignment": without_added_defaults(cfg.alignment.model_dump(mode="json", exclude=_not_hashed(cfg.alignment)))
-        | {"training": cfg.alignment.training.hashed_settings(set(SPEED_ONLY_TRAINING_FIELDS))},
+        | {"training": cfg.alignment.training.hashed_settings(set(COMPUTE_FIELDS))},
         "beavertails_split": cfg.evaluation.beavertails_split.model_dump(mode="json", exclude={"use"}),
         "files": [file_digest(harmful), file_digest(benign)]
         + ([file_digest(questions)] if (questions := _role_questions_source(cfg)) else []),

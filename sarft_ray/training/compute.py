@@ -14,8 +14,8 @@
   which costs more attention than the padding it saves unless rows differ
   much in length, so there it is on only when asked for.
 
-None of them changes what a step computes, only how (``entry.OPERATIONAL_FIELDS``
-keeps them out of the run hash).
+None of them changes what a step computes, only how (``config.COMPUTE_FIELDS``
+keeps them out of the run and alignment hashes).
 """
 
 from __future__ import annotations

@@ -18,8 +18,10 @@ def _registered_selection(name: str) -> str:
 SelectionName = Annotated[str, AfterValidator(_registered_selection)]
 """A name from the selection registry (:mod:`sarft_ray.scoring.selection`), checked when the config is read."""
 
-# Scoring and training must cut samples alike (RDS flags describe the tokens training learns): set once, in training.
+# Scoring and training must cut samples alike (RDS flags describe the tokens training learns).
 SHARED_WITH_SCORING = ("max_source_tokens", "max_target_tokens")
+# How the model computes a step, not what (training/compute.py): left out of every hash that names a trained model.
+COMPUTE_FIELDS = ("attn_implementation", "gradient_checkpointing", "packing")
 
 # The authors' release form of the loss; ``release_form: true`` selects all three at once.
 RELEASE_LOSS = {"kl_direction": "ref_to_policy", "kl_span": "all", "ce_norm": "sequence"}
