@@ -169,6 +169,28 @@ def test_sweep_checks_roles_and_objective_metrics_against_the_config(tmp_path):
             check_sweep(_config_with_sweep(tmp_path, {"space": space, "objective": {"constraints": [relative]}}))
 
 
+def test_a_sweep_whose_tune_state_this_version_cannot_read_starts_afresh(tmp_path, caplog):
+    """Tune pickles this package's objects: after an upgrade moved a class, resuming starts over (stages are cached)."""
+    import pickle
+
+    from ray import tune
+
+    from sarft_ray.orchestration.sweep import STATE_FILE, make_tuner
+
+    cfg = _config_with_sweep(tmp_path, {"space": {"lambda_kl": [0.0]}})
+    path = tmp_path / "sweeps" / "sweep-old"
+    path.mkdir(parents=True)
+    # a pickle naming a class that no longer exists where it was
+    (path / "tuner.pkl").write_bytes(pickle.dumps(0).replace(b"K\x00", b"csarft_ray.orchestration.config\nGone\n"))
+    assert tune.Tuner.can_restore(str(path))
+    with caplog.at_level("WARNING"):
+        tuner = make_tuner(cfg, path, True, logger=None)
+    assert isinstance(tuner, tune.Tuner)
+    assert "cannot be read by this version" in caplog.text and "Gone" in caplog.text
+    assert b"Gone" not in (path / "tuner.pkl").read_bytes()  # the new Tuner's state replaced the old
+    assert (path / STATE_FILE).is_file()
+
+
 def test_training_slots_leave_room_for_one_evaluation(tmp_path):
     from sarft_ray.orchestration.run_workers import training_slots
 

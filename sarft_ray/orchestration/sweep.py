@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import pickle
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -174,7 +175,16 @@ def make_tuner(cfg, path: Path, restoring: bool, logger, scores=None):
     trainable = tune.with_resources(tune.with_parameters(sweep_trial, cfg=cfg, scores=scores), resources)
     if restoring:
         log.info("resuming sweep %s from %s", path.name, path)
-        return tune.Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=True)
+        try:
+            return tune.Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=True)
+        except (AttributeError, ImportError, pickle.UnpicklingError, EOFError) as exc:
+            # Tune's state is a pickle of this package's objects: a sarft-ray upgrade that moved a class makes it
+            # unreadable. Every trial's stages are cached under their own hashes, so a fresh Tune run redoes little.
+            log.warning(
+                "sweep %s: Tune's stored state cannot be read by this version (%s: %s); starting the sweep afresh "
+                "(finished trials reuse their stored adapters and answers)", path.name, type(exc).__name__, exc,
+            )
+            shutil.rmtree(path)
     tuner = tune.Tuner(
         trainable,
         param_space=search_space(cfg),
