@@ -70,6 +70,28 @@ def test_settings_left_at_their_default_keep_the_run_hash():
     assert run_hash({"ref": "m"}, TrainingConfig(lora_target_modules="all-linear"), "rows", None, {}) != digest
 
 
+def test_constant_with_a_warmup_hashes_as_the_schedule_that_runs():
+    """'constant' with a warmup trains as constant_with_warmup, and is named so: a run stored when the warmup was
+    still ignored (named from the settings as written) is not reused."""
+    from sarft_ray.config import config_hash
+    from sarft_ray.config_base import without_added_defaults
+    from sarft_ray.training.entry import OPERATIONAL_FIELDS
+
+    def digest(**settings):
+        return run_hash({"ref": "m"}, TrainingConfig(**settings), "rows", None, {})
+
+    def as_written(**settings):
+        dumped = TrainingConfig(**settings).model_dump(mode="json", exclude=set(OPERATIONAL_FIELDS) | {"deepspeed"})
+        return config_hash({"ref": "m"}, without_added_defaults(dumped), "rows", None, {})
+
+    assert digest(lr_schedule="constant", warmup_steps=5) == digest(lr_schedule="constant_with_warmup", warmup_steps=5)
+    assert digest(lr_schedule="constant", warmup_steps=5) != as_written(lr_schedule="constant", warmup_steps=5)
+    assert digest(lr_schedule="constant", warmup_ratio=0.1) != as_written(lr_schedule="constant", warmup_ratio=0.1)
+    # without a warmup, or with another schedule, the name is the one it always was
+    assert digest(lr_schedule="constant") == as_written(lr_schedule="constant") == digest()
+    assert digest(lr_schedule="cosine", warmup_steps=5) == as_written(lr_schedule="cosine", warmup_steps=5)
+
+
 def test_all_linear_adapts_every_linear_layer_but_the_output_head(tiny_model_dir):
     from transformers import AutoModelForCausalLM
 

@@ -122,7 +122,11 @@ class TrainingConfig(StrictModel):
     def hashed_settings(self, exclude: set[str]) -> dict:
         """The settings that name a trained model in its run hash: all but ``exclude``; settings added later
         are left out at their default, so the hashes of runs that do not use them stay as they were."""
-        return without_added_defaults(self.model_dump(mode="json", exclude=exclude))
+        settings = without_added_defaults(self.model_dump(mode="json", exclude=exclude))
+        if settings.get("lr_schedule") == "constant" and (self.warmup_steps or self.warmup_ratio):
+            # the schedule that runs (schedule.py); a run stored before warmup applied to 'constant' is not reused
+            settings["lr_schedule"] = "constant_with_warmup"
+        return settings
 
     def loss_settings(self) -> dict:
         """kl_direction / kl_span / ce_norm as they apply (release_form substitutes the release's)."""
