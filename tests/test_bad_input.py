@@ -88,6 +88,8 @@ def run_main(argv: list[str], capsys) -> tuple[int, str]:
     """Run the CLI entry point; return (exit code, stderr). Any other exception fails the test with its traceback."""
     from sarft_ray.cli import main
 
+    global _RAY_UP_BEFORE
+    _RAY_UP_BEFORE = ray_is_up()  # another module's tests may have left a Ray session up in this process
     with pytest.raises(SystemExit) as exited:
         main(argv)
     _, err = capsys.readouterr()
@@ -112,9 +114,16 @@ def assert_refused(code: int, err: str, culprits: tuple[str, ...], root: Path, b
     assert SECRET not in err
     assert not (root / "cache").exists(), "a model was fetched or converted"
     assert snapshot(root) == before, f"something was written: {sorted(set(snapshot(root)) - set(before))}"
-    ray = sys.modules.get("ray")
-    assert ray is None or not ray.is_initialized(), "Ray was started"
+    assert _RAY_UP_BEFORE or not ray_is_up(), "Ray was started"
     return line
+
+
+_RAY_UP_BEFORE = False
+
+
+def ray_is_up() -> bool:
+    ray = sys.modules.get("ray")
+    return ray is not None and ray.is_initialized()
 
 
 # ---------------------------------------------------------------------------------------------------------------
