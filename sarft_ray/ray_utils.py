@@ -102,7 +102,7 @@ def init_ray(cfg: RayConfig | None = None, env_vars: dict[str, str] | None = Non
         log.info("joining Ray cluster at %s", address)
         ray.init(address=address, runtime_env=runtime_env, log_to_driver=progress.verbose())
     else:
-        ray.init(
+        start_retrying(lambda: ray.init(
             address="local",
             num_cpus=cfg.num_cpus,
             num_gpus=cfg.num_gpus,
@@ -112,9 +112,29 @@ def init_ray(cfg: RayConfig | None = None, env_vars: dict[str, str] | None = Non
             logging_level=logging.WARNING,
             # workers' and Train's log lines reach this terminal only with --verbose (their errors always do)
             log_to_driver=progress.verbose(),
-        )
+        ), ray.shutdown)
     _quiet_workers()
     return ray
+
+
+STARTUP_ATTEMPTS = 3
+
+
+def start_retrying(start, shutdown, attempts: int = STARTUP_ATTEMPTS) -> None:
+    """``start()`` a local cluster, again after ``shutdown()`` when Ray gives up waiting for its own raylet.
+
+    Ray waits a fixed 30 s for a new node to register (``_private/node.py``); on a loaded machine that can run out
+    while the node is starting normally, and a second start then succeeds.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            start()
+            return
+        except Exception as exc:
+            if "timed out during startup" not in str(exc) or attempt == attempts:
+                raise
+            log.warning("Ray's local node was slow to start (attempt %d of %d): starting it again", attempt, attempts)
+            shutdown()
 
 
 def actor_pool(num_actors: int, min_actors: int | None):

@@ -17,7 +17,7 @@ from sarft_ray.stage_needs import experiment_needs, scoring_need, sweep_need, tr
 from sarft_ray.config import load_config
 from sarft_ray.errors import SarftError
 from sarft_ray.preflight import check_adapter_dir
-from sarft_ray.ray_utils import bounded_batches, ray_failure, root_cause
+from sarft_ray.ray_utils import bounded_batches, ray_failure, root_cause, start_retrying
 
 CLI = Path(sys.executable).parent / "sarft-ray"
 
@@ -138,6 +138,30 @@ def test_a_stalled_iteration_fails_with_its_message_instead_of_waiting():
     with pytest.raises(ValueError, match="boom"):
         list(bounded_batches(failing(), "unused", timeout_s=60))
     assert list(bounded_batches(iter([1, 2, 3]), "unused", timeout_s=60)) == [1, 2, 3]
+
+
+def test_a_local_start_that_times_out_is_tried_again_and_other_failures_are_not(caplog):
+    events = []
+
+    def flaky(failures: int, message: str = "The current node timed out during startup. This could happen ..."):
+        def start():
+            events.append("start")
+            if events.count("start") <= failures:
+                raise Exception(message)
+        return start
+
+    with caplog.at_level("WARNING"):
+        start_retrying(flaky(2), lambda: events.append("shutdown"))
+    assert events == ["start", "shutdown", "start", "shutdown", "start"]
+    assert "slow to start (attempt 2 of 3)" in caplog.text
+    events.clear()
+    with pytest.raises(Exception, match="timed out during startup"):  # the last attempt's failure is the error
+        start_retrying(flaky(3), lambda: events.append("shutdown"))
+    assert events.count("start") == 3
+    events.clear()
+    with pytest.raises(Exception, match="address already in use"):  # anything else fails at once
+        start_retrying(flaky(1, "address already in use"), lambda: events.append("shutdown"))
+    assert events == ["start"]
 
 
 def test_root_cause_of_a_remote_failure_is_its_first_line():
