@@ -62,6 +62,15 @@ def test_best_per_role_respects_constraints_and_mode():
     assert lowest["A"]["best"]["trial_id"] == "a3" and lowest["B"]["best"]["trial_id"] == "b1"
 
 
+def test_settings_sort_by_value_so_a_tie_goes_to_the_smallest_lambda():
+    from sarft_ray.orchestration.analysis import setting_order
+
+    assert sorted([10.0, "rds", None, 3.0, 1, 0.0], key=setting_order) == [0.0, 1, 3.0, 10.0, "rds", None]
+    rows = [{"role": "A", "trial_id": f"t{lam}", "lambda_kl": lam, "beavertails_rr": 100.0} for lam in (10.0, 3.0, 1.0)]
+    rows.sort(key=lambda r: setting_order(r["lambda_kl"]))  # as run_sweep orders its rows
+    assert best_per_role(rows, Objective(metric="beavertails_rr"))["A"]["best"]["lambda_kl"] == 1.0
+
+
 def test_a_relative_constraint_measures_each_role_against_its_own_reference_trial():
     from sarft_ray.orchestration.sweep_report import objective_text
 

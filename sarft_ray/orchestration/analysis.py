@@ -30,6 +30,13 @@ def pareto_front(points: Sequence[tuple[float | None, float | None]]) -> list[in
     return sorted(front, key=lambda i: (points[i][0], -points[i][1]))
 
 
+def setting_order(value: Any) -> tuple:
+    """Sort key of one setting's values: numbers by value (1 before 3 before 10), then text, then unset."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return (0, float(value), "")
+    return (1, 0.0, str(value)) if value is not None else (2, 0.0, "")
+
+
 def _better(a: float, b: float, mode: str) -> bool:
     return a > b if mode == "max" else a < b
 
@@ -38,7 +45,8 @@ def best_per_role(rows: Sequence[dict[str, Any]], objective: Objective) -> dict[
     """For each role: the best row by ``objective.metric`` among rows meeting every constraint.
 
     Returns ``{role: {"best": row | None, "trials": n, "eligible": m, "reason": str | None}}``;
-    ties keep the first row (trial order), so the choice is deterministic. A relative constraint measures
+    ties keep the first row in ``rows``' order (``run_sweep`` sorts them by ``setting_order``: the smallest
+    lambda wins a tie), so the choice is deterministic. A relative constraint measures
     each row against the role's own reference trial (``Constraint.relative_to``); without one, no row is eligible.
     """
     by_role: dict[str, list[dict[str, Any]]] = {}
@@ -75,4 +83,4 @@ def series(rows: Sequence[dict[str, Any]], x: str, group_by: Sequence[str]) -> d
         if row.get(x) is None:
             continue
         groups.setdefault(tuple(row.get(k) for k in group_by), []).append(row)
-    return {k: sorted(v, key=lambda r: r[x]) for k, v in sorted(groups.items(), key=lambda kv: [str(p) for p in kv[0]])}
+    return {k: sorted(v, key=lambda r: r[x]) for k, v in sorted(groups.items(), key=lambda kv: [setting_order(p) for p in kv[0]])}

@@ -134,7 +134,7 @@ def run_sweep(cfg, resume: bool = True) -> SweepResult:
             error = str(result.error) if result.error is not None else None
             # whatever the callback (or a driver that died) did not log
             log_trial(tracker, parent, name, row, cfg, error=error)
-        rows.sort(key=lambda r: [str(r.get(k)) for k in varied])
+        rows.sort(key=lambda r: [analysis.setting_order(r.get(k)) for k in varied])  # 1 before 3 before 10
 
         base = stages.evaluate(trial_evaluation(cfg), None)  # the reference point of the plots
         best = analysis.best_per_role([r for r in rows if r["status"] == "ok"], sweep.objective)
