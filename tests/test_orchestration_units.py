@@ -258,6 +258,23 @@ def test_sweep_trial_rows_and_method_points():
 # ---------------------------------------------------------------------------- plots and report
 
 
+def test_plots_take_role_quality_from_the_figure_the_rows_have():
+    """A sweep judged on validation questions has no SPE figure: its plots show the validation ROUGE-L."""
+    from sarft_ray.orchestration.analysis import quality_metric
+    from sarft_ray.orchestration.sweep_report import method_points
+
+    rows = [{"role": "A", "selection": "rds", "lambda_kl": lam, "rolebench_val_rouge_l_first": 18.0 + lam,
+             "rolebench_spe_rouge_l_first": None, "safety_avg": 70.0 + lam} for lam in (0.0, 1.0)]
+    assert quality_metric(rows) == "rolebench_val_rouge_l_first"
+    assert quality_metric(rows + [{"rolebench_spe_rouge_l_first": 1.0}]) == "rolebench_spe_rouge_l_first"
+    assert quality_metric([{"rolebench_raw_rouge_l_first": 1.0}]) == "rolebench_raw_rouge_l_first"
+    assert quality_metric([{"safety_avg": 1.0}]) == "rolebench_spe_rouge_l_first"  # nothing to plot: the usual axis
+    base = {"headline": {"rolebench_val_rouge_l_first": 17.0, "safety_avg": 95.0}}
+    points = method_points(rows, ["role", "lambda_kl"], base, "rolebench_val_rouge_l_first")
+    assert [p["rolebench_val_rouge_l_first"] for p in points] == [18.0, 19.0, 17.0]
+
+
+
 def test_plots_and_report_are_written(tmp_path):
     rows = [
         {"role": r, "lambda_kl": lam, "rolebench_spe_rouge_l_first": 20 - 5 * lam, "safety_avg": 60 + 20 * lam}

@@ -9,10 +9,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sarft_ray.evaluation.catalogue import QUALITY, SAFETY
+from sarft_ray.evaluation.catalogue import QUALITY, SAFETY, rouge_keys
 from sarft_ray.orchestration.config import Objective
 
 QUALITY_METRIC, SAFETY_METRIC = QUALITY, SAFETY  # the axes of the Pareto front and the plots
+# Role quality as the rows may carry it: SPE, else the validation questions (a sweep judged on validation items
+# only), else the general instructions.
+QUALITY_CHOICES = (QUALITY, rouge_keys("rolebench_val")[0], rouge_keys("rolebench_raw")[0])
+
+
+def quality_metric(rows: Sequence[dict[str, Any]]) -> str:
+    """The role-quality axis for ``rows``: the first of ``QUALITY_CHOICES`` some row has a figure for."""
+    return next((key for key in QUALITY_CHOICES if any(r.get(key) is not None for r in rows)), QUALITY_METRIC)
 
 
 def dominates(a: tuple[float, float], b: tuple[float, float]) -> bool:

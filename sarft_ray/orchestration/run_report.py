@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sarft_ray.orchestration import comparison, plots, report
+from sarft_ray.orchestration import analysis, comparison, plots, report
 from sarft_ray.orchestration.arms import Arm
 from sarft_ray.orchestration.comparison import BASE, MEAN
 from sarft_ray.atomic import write_atomic, write_json, write_text
@@ -44,8 +44,10 @@ def write_outputs(cfg, arms: list[Arm], reference, rows, report_dir: Path, chart
     if Path(chart_path).is_file():
         write_atomic(harmful_png, lambda tmp: shutil.copyfile(chart_path, tmp))
     names = ", ".join(a.name for a in arms)
-    scatter = plots.quality_vs_safety(
-        scatter_points(rows, arms), report_dir / "quality_vs_safety.png", title=f"{cfg.experiment}: base vs {names}"
+    points = scatter_points(rows, arms)
+    scatter = plots.quality_vs_safety(  # SPE ROUGE-L, or RAW's when the run asks no SPE questions
+        points, report_dir / "quality_vs_safety.png", quality=analysis.quality_metric(points),
+        title=f"{cfg.experiment}: base vs {names}",
     )
     lines = [a.describe() for a in arms]
     lines.append(f"deltas against: {reference}" if reference else "no deltas (no arm to compare with)")

@@ -51,13 +51,16 @@ def write_sweep_outputs(cfg, name, rows, best, base_table, varied, report_dir: P
         report.Table("Best trial per role", best_columns, chosen, note=f"objective: {objective_text(objective)}")
     ]
     ok = [r for r in rows if r["status"] == "ok"]
+    quality = analysis.quality_metric(ok)  # a sweep judged on validation items has no SPE figure
     if len({r["lambda_kl"] for r in ok}) > 1:
         group = ["role"] + [k for k in varied if k not in ("role", "lambda_kl")]
-        chart = plots.lambda_sensitivity(ok, report_dir / "lambda_sensitivity.png", group)
+        chart = plots.lambda_sensitivity(ok, report_dir / "lambda_sensitivity.png", group, quality=quality)
         blocks.append(report.Figure("Lambda sensitivity", chart))
-    points = method_points(ok, varied, base_table)
+    points = method_points(ok, varied, base_table, quality)
     if points:
-        chart = plots.quality_vs_safety(points, report_dir / "quality_vs_safety.png", title=f"{name}: mean over roles")
+        chart = plots.quality_vs_safety(
+            points, report_dir / "quality_vs_safety.png", quality=quality, title=f"{name}: mean over roles"
+        )
         blocks.append(report.Figure("Role quality vs safety (mean over roles)", chart))
     blocks.append(report.Table("Trials", columns, rows, note="ROUGE-L F x100; refusal rates in %"))
     written = time.strftime("%Y-%m-%d %H:%M:%S")
@@ -66,7 +69,9 @@ def write_sweep_outputs(cfg, name, rows, best, base_table, varied, report_dir: P
     return table_path
 
 
-def method_points(rows: list[dict], varied: list[str], base_table: dict | None) -> list[dict[str, Any]]:
+def method_points(
+    rows: list[dict], varied: list[str], base_table: dict | None, quality: str = analysis.QUALITY_METRIC
+) -> list[dict[str, Any]]:
     """One point per setting (all varied keys but role): the mean over the roles it ran on; plus the base model."""
     keys = [k for k in varied if k != "role"]
     groups: dict[tuple, list[dict]] = {}
@@ -76,7 +81,7 @@ def method_points(rows: list[dict], varied: list[str], base_table: dict | None) 
     for setting, members in groups.items():
         label = ", ".join(_setting_text(k, v) for k, v in zip(keys, setting, strict=True) if k != "selection")
         point = {"method": str(members[0]["selection"]), "label": label}
-        for metric in (analysis.QUALITY_METRIC, analysis.SAFETY_METRIC):
+        for metric in (quality, analysis.SAFETY_METRIC):
             values = [m[metric] for m in members if m.get(metric) is not None]
             point[metric] = sum(values) / len(values) if values else None
         points.append(point)
