@@ -247,7 +247,8 @@ def test_sweep_trial_rows_and_method_points():
             ("A", "none", 0.0, 12.0, 60.0), ("B", "none", 0.0, 22.0, 70.0),
         ]
     ]
-    points = method_points(rows, ["role", "selection", "lambda_kl"], {"headline": {"safety_avg": 95.0}})
+    base = {"benchmarks": {"beavertails": {"refusal_rate": 95.0, "n": 20}}}
+    points = method_points(rows, ["role", "selection", "lambda_kl"], base)
     by_method = {p["method"]: p for p in points}
     assert by_method["rds"]["rolebench_spe_rouge_l_first"] == 15.0 and by_method["rds"]["safety_avg"] == 85.0
     assert by_method["rds"]["label"] == "lambda_kl=0.5" and by_method["base"]["safety_avg"] == 95.0
@@ -258,7 +259,7 @@ def test_sweep_trial_rows_and_method_points():
 # ---------------------------------------------------------------------------- plots and report
 
 
-def test_plots_take_role_quality_from_the_figure_the_rows_have():
+def test_plots_take_role_quality_from_the_figure_the_rows_have_and_the_base_model_from_the_same_roles():
     """A sweep judged on validation questions has no SPE figure: its plots show the validation ROUGE-L."""
     from sarft_ray.orchestration.analysis import quality_metric
     from sarft_ray.orchestration.sweep_report import method_points
@@ -269,9 +270,14 @@ def test_plots_take_role_quality_from_the_figure_the_rows_have():
     assert quality_metric(rows + [{"rolebench_spe_rouge_l_first": 1.0}]) == "rolebench_spe_rouge_l_first"
     assert quality_metric([{"rolebench_raw_rouge_l_first": 1.0}]) == "rolebench_raw_rouge_l_first"
     assert quality_metric([{"safety_avg": 1.0}]) == "rolebench_spe_rouge_l_first"  # nothing to plot: the usual axis
-    base = {"headline": {"rolebench_val_rouge_l_first": 17.0, "safety_avg": 95.0}}
+    # the base model was evaluated on every role; its point is its mean over the roles the trials ran on (A)
+    per_role = {role: {"rouge_l_first": q, "rouge_l_max": q, "n": 5} for role, q in (("A", 17.0), ("B", 30.0))}
+    base = {"headline": {"rolebench_val_rouge_l_first": 23.5, "safety_avg": 95.0},
+            "benchmarks": {"rolebench_val": {"rouge_l_first": 23.5, "rouge_l_max": 23.5, "per_role": per_role},
+                           "beavertails": {"refusal_rate": 95.0, "n": 20}}}
     points = method_points(rows, ["role", "lambda_kl"], base, "rolebench_val_rouge_l_first")
     assert [p["rolebench_val_rouge_l_first"] for p in points] == [18.0, 19.0, 17.0]
+    assert points[-1] == {"method": "base", "label": "base", "rolebench_val_rouge_l_first": 17.0, "safety_avg": 95.0}
 
 
 

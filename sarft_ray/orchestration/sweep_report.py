@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sarft_ray.orchestration import analysis, plots, report
+from sarft_ray.orchestration import analysis, plots, report, stages
 from sarft_ray.atomic import write_json, write_text
 from sarft_ray.orchestration.sweep_space import headline_keys, sweep_section
 from sarft_ray.orchestration.sweep_trial import SETTINGS
@@ -72,7 +72,8 @@ def write_sweep_outputs(cfg, name, rows, best, base_table, varied, report_dir: P
 def method_points(
     rows: list[dict], varied: list[str], base_table: dict | None, quality: str = analysis.QUALITY_METRIC
 ) -> list[dict[str, Any]]:
-    """One point per setting (all varied keys but role): the mean over the roles it ran on; plus the base model."""
+    """One point per setting (all varied keys but role): the mean over the roles it ran on; plus the base model,
+    over the same roles (its evaluation covers every role of the config; the trials may cover fewer)."""
     keys = [k for k in varied if k != "role"]
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
@@ -80,11 +81,17 @@ def method_points(
     points = []
     for setting, members in groups.items():
         label = ", ".join(_setting_text(k, v) for k, v in zip(keys, setting, strict=True) if k != "selection")
-        point = {"method": str(members[0]["selection"]), "label": label}
-        for metric in (quality, analysis.SAFETY_METRIC):
-            values = [m[metric] for m in members if m.get(metric) is not None]
-            point[metric] = sum(values) / len(values) if values else None
-        points.append(point)
+        points.append({"method": str(members[0]["selection"]), "label": label, **_mean(members, quality)})
     if base_table is not None:
-        points.append({"method": "base", "label": "base", **base_table["headline"]})
+        roles = sorted({r["role"] for r in rows})
+        points.append({"method": "base", "label": "base",
+                       **_mean([stages.role_headline(base_table, role) for role in roles], quality)})
     return points
+
+
+def _mean(rows: list[dict], quality: str) -> dict[str, float | None]:
+    out = {}
+    for metric in (quality, analysis.SAFETY_METRIC):
+        values = [r[metric] for r in rows if r.get(metric) is not None]
+        out[metric] = sum(values) / len(values) if values else None
+    return out
