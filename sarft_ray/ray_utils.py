@@ -23,6 +23,7 @@ from collections.abc import Iterable, Iterator
 
 from sarft_ray.config import RayConfig
 from sarft_ray.errors import SarftError
+from sarft_ray.ray_startup import start_retrying
 
 log = logging.getLogger(__name__)
 
@@ -115,26 +116,6 @@ def init_ray(cfg: RayConfig | None = None, env_vars: dict[str, str] | None = Non
         ), ray.shutdown)
     _quiet_workers()
     return ray
-
-
-STARTUP_ATTEMPTS = 3
-
-
-def start_retrying(start, shutdown, attempts: int = STARTUP_ATTEMPTS) -> None:
-    """``start()`` a local cluster, again after ``shutdown()`` when Ray gives up waiting for its own raylet.
-
-    Ray waits a fixed 30 s for a new node to register (``_private/node.py``); on a loaded machine that can run out
-    while the node is starting normally, and a second start then succeeds.
-    """
-    for attempt in range(1, attempts + 1):
-        try:
-            start()
-            return
-        except Exception as exc:
-            if "timed out during startup" not in str(exc) or attempt == attempts:
-                raise
-            log.warning("Ray's local node was slow to start (attempt %d of %d): starting it again", attempt, attempts)
-            shutdown()
 
 
 def actor_pool(num_actors: int, min_actors: int | None):

@@ -17,7 +17,8 @@ from sarft_ray.stage_needs import experiment_needs, scoring_need, sweep_need, tr
 from sarft_ray.config import load_config
 from sarft_ray.errors import SarftError
 from sarft_ray.preflight import check_adapter_dir
-from sarft_ray.ray_utils import bounded_batches, ray_failure, root_cause, start_retrying
+from sarft_ray.ray_startup import start_retrying
+from sarft_ray.ray_utils import bounded_batches, ray_failure, root_cause
 
 CLI = Path(sys.executable).parent / "sarft-ray"
 
@@ -141,11 +142,13 @@ def test_a_stalled_iteration_fails_with_its_message_instead_of_waiting():
 
 
 def test_a_local_start_that_times_out_is_tried_again_and_other_failures_are_not(caplog):
-    events = []
+    events, started = [], []
 
     def flaky(failures: int, message: str = "The current node timed out during startup. This could happen ..."):
         def start():
             events.append("start")
+            # what a slow start leaves behind: processes this one started and Ray no longer tracks
+            started.append(subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"]))
             if events.count("start") <= failures:
                 raise Exception(message)
         return start
@@ -154,6 +157,10 @@ def test_a_local_start_that_times_out_is_tried_again_and_other_failures_are_not(
         start_retrying(flaky(2), lambda: events.append("shutdown"))
     assert events == ["start", "shutdown", "start", "shutdown", "start"]
     assert "slow to start (attempt 2 of 3)" in caplog.text
+    assert [p.poll() is not None for p in started] == [True, True, False]  # the failed starts' processes are gone
+    for process in started:
+        process.kill()
+        process.wait()
     events.clear()
     with pytest.raises(Exception, match="timed out during startup"):  # the last attempt's failure is the error
         start_retrying(flaky(3), lambda: events.append("shutdown"))
@@ -162,6 +169,9 @@ def test_a_local_start_that_times_out_is_tried_again_and_other_failures_are_not(
     with pytest.raises(Exception, match="address already in use"):  # anything else fails at once
         start_retrying(flaky(1, "address already in use"), lambda: events.append("shutdown"))
     assert events == ["start"]
+    for process in started:
+        process.kill()
+        process.wait()
 
 
 def test_root_cause_of_a_remote_failure_is_its_first_line():
