@@ -13,7 +13,6 @@ from sarft_ray.errors import SarftError
 from sarft_ray.training.config import COMPUTE_FIELDS
 
 
-
 def _sources(cfg) -> tuple[Path, Path]:
     from sarft_ray.evaluation.benchmarks import benchmark_paths
     from sarft_ray.paths import reference_file

@@ -8,6 +8,7 @@ from typing import Any
 
 from sarft_ray.orchestration import analysis, plots, report, stages
 from sarft_ray.atomic import write_json, write_text
+from sarft_ray.evaluation.metrics import mean
 from sarft_ray.orchestration.sweep_space import headline_keys, sweep_section
 from sarft_ray.orchestration.sweep_trial import SETTINGS
 
@@ -90,8 +91,4 @@ def method_points(
 
 
 def _mean(rows: list[dict], quality: str) -> dict[str, float | None]:
-    out = {}
-    for metric in (quality, analysis.SAFETY_METRIC):
-        values = [r[metric] for r in rows if r.get(metric) is not None]
-        out[metric] = sum(values) / len(values) if values else None
-    return out
+    return {m: mean(r[m] for r in rows if r.get(m) is not None) for m in (quality, analysis.SAFETY_METRIC)}

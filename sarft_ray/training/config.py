@@ -123,10 +123,15 @@ class TrainingConfig(StrictModel):
         """The settings that name a trained model in its run hash: all but ``exclude``; settings added later
         are left out at their default, so the hashes of runs that do not use them stay as they were."""
         settings = without_added_defaults(self.model_dump(mode="json", exclude=exclude))
-        if settings.get("lr_schedule") == "constant" and (self.warmup_steps or self.warmup_ratio):
-            # the schedule that runs (schedule.py); a run stored before warmup applied to 'constant' is not reused
-            settings["lr_schedule"] = "constant_with_warmup"
+        if "lr_schedule" in settings:  # the schedule that runs: a run stored when a warmup was ignored is not reused
+            settings["lr_schedule"] = self.schedule_name
         return settings
+
+    @property
+    def schedule_name(self) -> str:
+        """The schedule that runs: with a warmup, 'constant' is constant_with_warmup (a warmup is never ignored)."""
+        warmup = self.warmup_steps or self.warmup_ratio
+        return "constant_with_warmup" if self.lr_schedule == "constant" and warmup else self.lr_schedule
 
     def loss_settings(self) -> dict:
         """kl_direction / kl_span / ce_norm as they apply (release_form substitutes the release's)."""

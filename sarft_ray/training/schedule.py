@@ -42,12 +42,10 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg, total_steps: int):
     """The schedule of ``cfg`` (a ``TrainingConfig``) over ``total_steps`` optimizer steps."""
     from transformers import get_scheduler
 
-    warmup = warmup_steps(cfg, total_steps)
-    name = "constant_with_warmup" if cfg.lr_schedule == "constant" and warmup else cfg.lr_schedule
     return get_scheduler(
-        name,
+        cfg.schedule_name,
         optimizer,
-        num_warmup_steps=warmup,
+        num_warmup_steps=warmup_steps(cfg, total_steps),
         num_training_steps=total_steps,
         scheduler_specific_kwargs=dict(cfg.lr_scheduler_kwargs) or None,
     )
