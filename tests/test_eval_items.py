@@ -54,6 +54,26 @@ def test_validation_split_feeds_rolebench_val_and_stays_out_of_training(tmp_path
         CorpusConfig(format="table", paths=[str(corpus_file)], test_fraction=0.5, validation_fraction=0.5)
 
 
+def test_validation_questions_split_by_kind(tmp_path, shared_data):
+    # a corpus file's stem is its rows' source: role-specific questions and general instructions
+    paths = []
+    for source in ("role_specific", "general"):
+        path = tmp_path / f"{source}.jsonl"
+        path.write_text("".join(
+            json.dumps({"role": "R", "sample_id": f"{source}{i}", "input": f"{source} {i}?", "output": "A."}) + "\n"
+            for i in range(40)))
+        paths.append(str(path))
+    corpus = CorpusConfig(format="table", paths=paths, test_fraction=0.2, validation_fraction=0.3)
+    cfg = EvaluationConfig(benchmarks=["rolebench_val", "rolebench_val_spe", "rolebench_val_raw"], jailbreaks=[],
+                           spe_sources=["role_specific"], raw_sources=["general"])
+    items = build_items(cfg, ["R"], corpus)
+    every, spe, raw = (set(items[b].column("item_id").to_pylist())
+                       for b in ("rolebench_val", "rolebench_val_spe", "rolebench_val_raw"))
+    assert spe and raw and spe | raw == every and not spe & raw
+    assert all(i.startswith("role_specific") for i in spe) and all(i.startswith("general") for i in raw)
+    assert items["rolebench_val_spe"].column("benchmark").unique().to_pylist() == ["rolebench_val_spe"]
+
+
 def test_jailbreaks_have_their_own_limit(shared_data):
     cfg = EvaluationConfig(benchmarks=["advbench"], jailbreaks=["caesar"], limits={"advbench": 5, "jailbreaks": 2})
     items = build_items(cfg, ["John Doe"])

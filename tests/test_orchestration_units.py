@@ -269,6 +269,8 @@ def test_plots_take_role_quality_from_the_figure_the_rows_have_and_the_base_mode
     assert quality_metric(rows) == "rolebench_val_rouge_l_first"
     assert quality_metric(rows + [{"rolebench_spe_rouge_l_first": 1.0}]) == "rolebench_spe_rouge_l_first"
     assert quality_metric([{"rolebench_raw_rouge_l_first": 1.0}]) == "rolebench_raw_rouge_l_first"
+    # character questions before the mean over both kinds
+    assert quality_metric(rows + [{"rolebench_val_spe_rouge_l_first": 1.0}]) == "rolebench_val_spe_rouge_l_first"
     assert quality_metric([{"safety_avg": 1.0}]) == "rolebench_spe_rouge_l_first"  # nothing to plot: the usual axis
     # the base model was evaluated on every role; its point is its mean over the roles the trials ran on (A)
     per_role = {role: {"rouge_l_first": q, "rouge_l_max": q, "n": 5} for role, q in (("A", 17.0), ("B", 30.0))}

@@ -138,7 +138,12 @@ class EvaluationConfig(StrictModel):
     beavertails_split: BeaverTailsSplit = BeaverTailsSplit()
     raw_sources: list[str] = Field(
         default_factory=lambda: ["general"],
-        description="RAW = held-out (split=test) rows of roles.corpus whose source is one of these",
+        description="RAW = held-out (split=test) rows of roles.corpus whose source is one of these (rolebench_val_raw: "
+        "its validation rows)",
+    )
+    spe_sources: list[str] = Field(
+        default_factory=lambda: ["role_specific"],
+        description="sources of roles.corpus holding role-specific questions (rolebench_val_spe)",
     )
     # any judge's settings: validated by the config model registered for its kind (sarft_ray.evaluation.judges)
     judge: Annotated[SerializeAsAny[StrictModel], Field(validate_default=True)] = Field(

@@ -13,9 +13,9 @@ from sarft_ray.evaluation.catalogue import QUALITY, SAFETY, rouge_keys
 from sarft_ray.orchestration.config import Objective
 
 QUALITY_METRIC, SAFETY_METRIC = QUALITY, SAFETY  # the axes of the Pareto front and the plots
-# Role quality as the rows may carry it: SPE, else the validation questions (a sweep judged on validation items
-# only), else the general instructions.
-QUALITY_CHOICES = (QUALITY, rouge_keys("rolebench_val")[0], rouge_keys("rolebench_raw")[0])
+# Role quality as the rows may carry it: SPE, else the role-specific validation questions, else all validation
+# questions (a sweep judged on validation items only), else the general instructions.
+QUALITY_CHOICES = tuple(rouge_keys(b)[0] for b in ("rolebench_spe", "rolebench_val_spe", "rolebench_val", "rolebench_raw"))
 
 
 def quality_metric(rows: Sequence[dict[str, Any]]) -> str:

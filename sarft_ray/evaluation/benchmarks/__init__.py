@@ -41,6 +41,14 @@ register_benchmark(BenchmarkSpec(
     "rolebench_val", "rolebench", rolebench.val_items, "VAL", "RoleBench VAL", "first N validation questions per role",
 ))
 register_benchmark(BenchmarkSpec(
+    "rolebench_val_spe", "rolebench", rolebench.val_spe_items, "VAL-SPE", "RoleBench VAL role-specific",
+    "first N role-specific validation questions per role",
+))
+register_benchmark(BenchmarkSpec(
+    "rolebench_val_raw", "rolebench", rolebench.val_raw_items, "VAL-RAW", "RoleBench VAL general",
+    "first N general validation instructions per role",
+))
+register_benchmark(BenchmarkSpec(
     "advbench", "safety", safety.advbench_items, "AdvBench", "AdvBench refusal rate (%)",
     "first N goals (jailbreaks use the same goals)", default_file=safety.ADVBENCH_FILE,
     heldout=safety.advbench_heldout, check=safety.advbench_check, averaged=True,

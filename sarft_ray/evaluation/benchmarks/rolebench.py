@@ -5,7 +5,12 @@
 - ``rolebench_raw``: each role's general instructions from the test split of
   the experiment's role corpus (``roles.corpus``), so training never saw them.
 - ``rolebench_val``: each role's questions from the corpus's validation split
-  (for choosing settings such as lambda without touching test items).
+  (for choosing settings such as lambda without touching test items);
+  ``rolebench_val_spe`` and ``rolebench_val_raw`` are its role-specific
+  questions (``evaluation.spe_sources``) and its general instructions
+  (``evaluation.raw_sources``) alone. A role-quality constraint on character
+  questions needs the first: the aligned model refuses them, so a mean over
+  both kinds can hide what keeping it costs.
 """
 
 from __future__ import annotations
@@ -72,3 +77,11 @@ def raw_items(request: ItemRequest) -> list[dict]:
 
 def val_items(request: ItemRequest) -> list[dict]:
     return split_items("rolebench_val", request, "validation", None)
+
+
+def val_spe_items(request: ItemRequest) -> list[dict]:
+    return split_items("rolebench_val_spe", request, "validation", request.cfg.spe_sources)
+
+
+def val_raw_items(request: ItemRequest) -> list[dict]:
+    return split_items("rolebench_val_raw", request, "validation", request.cfg.raw_sources)
