@@ -53,6 +53,7 @@ def pool_bounds(section):
 # None, in an arm's overrides) is left out of every hash that names results, so those results are found again.
 ADDED_LATER: dict[str, object] = {
     "min_actors": None, "warmup_ratio": 0.0, "lr_scheduler_kwargs": {}, "cut_off": "drop", "packing": "auto",
+    "spe_sources": ["role_specific"],
 }
 
 

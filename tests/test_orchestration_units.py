@@ -159,6 +159,16 @@ def test_sweep_checks_roles_and_objective_metrics_against_the_config(tmp_path):
                                           "max_concurrent_trials": 1, "objective": {"mode": "min"}})
     assert sweep_name(other) == sweep_name(cfg)
     assert sweep_name(_config_with_sweep(tmp_path, {"space": {"lambda_kl": [0.5]}})) != sweep_name(cfg)
+    # nor how fast or where the work runs (threads, actors, checkpoint cadence), in any section
+    moved = cfg.with_updates(
+        evaluation=cfg.evaluation.model_copy(update={"torch_threads": 3, "num_actors": 2, "save_every": 7}),
+        scoring=cfg.scoring.model_copy(update={"batch_size": 3, "torch_threads": 5}),
+        training=cfg.training.model_copy(update={"checkpoint_every": 9, "cpus_per_worker": 3}),
+    )
+    assert sweep_name(moved) == sweep_name(cfg)
+    decoded = cfg.with_updates(evaluation=cfg.evaluation.model_copy(
+        update={"generation": cfg.evaluation.generation.model_copy(update={"max_new_tokens": 3})}))
+    assert sweep_name(decoded) != sweep_name(cfg)  # what the answers are made with still counts
 
     spelled = _config_with_sweep(tmp_path, {"space": {"role": ["john doe"]}})
     assert search_space(spelled)["role"] == tune.grid_search(["John Doe"])

@@ -23,6 +23,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -56,8 +57,15 @@ class GenerationConfig(StrictModel):
     )
 
 
+# Benchmarks whose unset (null) entries were in per-benchmark sections when stored results were first named by
+# config hashes. A benchmark registered later is dumped only when set, so registering one (a plugin's included)
+# renames no stored result, whether or not a process has imported it.
+BENCHMARKS_IN_HASHES = frozenset({"rolebench_spe", "rolebench_raw", "rolebench_val", "advbench", "beavertails", "benign"})
+
+
 class _PerBenchmark(StrictModel):
-    """A mapping keyed by registered benchmark names (the keys ``_names`` allows), every one present (null when unset)."""
+    """A mapping keyed by registered benchmark names (the keys ``_names`` allows), every one present (null when
+    unset); dumps leave out the unset entries of benchmarks outside ``BENCHMARKS_IN_HASHES``."""
 
     model_config = ConfigDict(extra="allow", frozen=True, protected_namespaces=())
 
@@ -78,6 +86,10 @@ class _PerBenchmark(StrictModel):
             raise ValidationError.from_exception_data(cls.__name__, lines)
         # every name present, as fields would be: the resolved config (and the hashes made from it) lists them all
         return {name: data.get(name) for name in names}
+
+    @model_serializer(mode="wrap")
+    def _dump_without_later_unset(self, handler) -> dict:
+        return {k: v for k, v in handler(self).items() if v is not None or k in BENCHMARKS_IN_HASHES or k == "jailbreaks"}
 
 
 class LimitsConfig(_PerBenchmark):
@@ -104,6 +116,13 @@ class BenchmarkPaths(_PerBenchmark):
         from sarft_ray.evaluation.benchmarks import get_benchmark, registered_benchmarks
 
         return [name for name in registered_benchmarks() if get_benchmark(name).reads_file]
+
+
+# Fields that change how fast or where answers are made, not the answers or verdicts: left out of the results key.
+OPERATIONAL_FIELDS = (
+    "backend", "save_every", "num_actors", "min_actors", "actor_num_cpus", "actor_num_gpus", "torch_threads",
+    "cache_verdicts",
+)
 
 
 class BeaverTailsSplit(StrictModel):

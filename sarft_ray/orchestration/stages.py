@@ -22,9 +22,29 @@ TRAIN_STEP_KEYS = ("loss", "ce", "kl", "harmful_rows", "rows", "tokens", "tokens
 
 
 def results_key(cfg, *extra: Any) -> str:
-    """Hash of the resolved config minus operational sections and the comparison keys, plus ``extra`` parts."""
+    """Hash of the resolved config minus operational sections, operational fields and the comparison keys, plus
+    ``extra`` parts: a config moved to a machine with other threads, actors or checkpoint cadence finds its run's
+    MLflow record and its sweep again."""
     resolved = {k: v for k, v in cfg.resolved().items() if k not in OPERATIONAL_SECTIONS + COMPARISON_KEYS}
-    return config_hash(*without_added_defaults([resolved, *extra]))
+    return config_hash(*without_added_defaults([without_operational(resolved), *extra]))
+
+
+def without_operational(sections: dict) -> dict:
+    """Dumped config ``sections`` (any of them) without each section's operational fields."""
+    from sarft_ray.evaluation.config import OPERATIONAL_FIELDS as EVALUATION
+    from sarft_ray.scoring.config import OPERATIONAL_FIELDS as SCORING
+    from sarft_ray.training.config import OPERATIONAL_FIELDS as TRAINING
+
+    def drop(section: Any, fields: tuple[str, ...]) -> Any:
+        return {k: v for k, v in section.items() if k not in fields} if isinstance(section, dict) else section
+
+    out = dict(sections)
+    for name, fields in (("training", (*TRAINING, "deepspeed")), ("evaluation", EVALUATION), ("scoring", SCORING)):
+        if name in out:
+            out[name] = drop(out[name], fields)
+    if isinstance(out.get("alignment"), dict) and "training" in out["alignment"]:
+        out["alignment"] = out["alignment"] | {"training": drop(out["alignment"]["training"], (*TRAINING, "deepspeed"))}
+    return out
 
 
 def train(cfg, role: str, scores=None, force: bool = False, **overrides) -> dict:

@@ -95,4 +95,5 @@ def sweep_name(cfg) -> str:
 
 def sweep_key(cfg) -> str:
     sweep = sweep_section(cfg)
-    return stages.results_key(cfg, sweep.model_dump(mode="json", include={"space", "num_samples", "seed", "evaluation"}))
+    trials = stages.without_operational(sweep.model_dump(mode="json", include={"space", "num_samples", "seed", "evaluation"}))
+    return stages.results_key(cfg, trials)

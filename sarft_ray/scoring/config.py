@@ -10,6 +10,13 @@ from sarft_ray.config_base import StrictModel, pool_bounds
 from sarft_ray.devices import device_kind
 
 
+# Fields that change only how fast scores are made (the scores hash leaves them out too): not in the results key.
+OPERATIONAL_FIELDS = (
+    "prefix_reuse", "batch_size", "rows_per_call", "num_actors", "min_actors", "actor_num_cpus",
+    "num_gpus_per_actor", "torch_threads",
+)
+
+
 class ScoringConfig(StrictModel):
     """How answers are scored under the role and unsafe prompts, and how the job is spread over Ray."""
 

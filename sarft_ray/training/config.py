@@ -22,6 +22,11 @@ SelectionName = Annotated[str, AfterValidator(_registered_selection)]
 SHARED_WITH_SCORING = ("max_source_tokens", "max_target_tokens")
 # How the model computes a step, not what (training/compute.py): left out of every hash that names a trained model.
 COMPUTE_FIELDS = ("attn_implementation", "gradient_checkpointing", "packing")
+# Fields that change how a run is executed but not what it computes: left out of the run hash (so a run
+# restarted with other fault-tolerance settings resumes the same checkpoints) and of the results key.
+OPERATIONAL_FIELDS = (
+    "checkpoint_every", "keep_checkpoints", "max_failures", "fail_at_step", "cpus_per_worker", *COMPUTE_FIELDS,
+)
 
 # The authors' release form of the loss; ``release_form: true`` selects all three at once.
 RELEASE_LOSS = {"kl_direction": "ref_to_policy", "kl_span": "all", "ce_norm": "sequence"}

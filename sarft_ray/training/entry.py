@@ -26,7 +26,7 @@ from sarft_ray.training.checkpointing import (
     install_final,
     write_text_atomic,
 )
-from sarft_ray.training.config import COMPUTE_FIELDS, TrainingConfig
+from sarft_ray.training.config import OPERATIONAL_FIELDS, TrainingConfig
 from sarft_ray.training.data import check_training_table, table_rows
 from sarft_ray.training.recipe import TrainJob
 
@@ -35,11 +35,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Fields that change how a run is executed but not what it computes: left out of the run hash,
-# so a run restarted with other fault-tolerance settings resumes the same checkpoints.
-OPERATIONAL_FIELDS = (
-    "checkpoint_every", "keep_checkpoints", "max_failures", "fail_at_step", "cpus_per_worker", *COMPUTE_FIELDS,
-)
 
 
 def training_overrides(training: TrainingConfig, source: str, **updates) -> TrainingConfig:
