@@ -85,6 +85,10 @@ def test_a_registered_benchmark_is_configured_asked_held_out_and_named(tmp_path,
     ev = cfg.evaluation
     assert ev.paths.plain_questions == questions and ev.limit_for("plain_questions") == 3
     assert cfg.resolved()["evaluation"]["limits"]["plain_questions"] == 3
+    # a config that does not set it dumps (and so hashes) as if it were never registered
+    unset = parse_config(_tree(tmp_path, {}), "x.yaml", tmp_path).resolved()["evaluation"]
+    assert "plain_questions" not in unset["limits"] and "plain_questions" not in unset["paths"]
+    assert unset["limits"]["benign"] is None  # benchmarks named in stored hashes keep their unset entries
 
     items = build_items(ev, [ROLE], cfg.roles.corpus, cfg.roles.prompts)
     table = items["plain_questions"].to_pylist()
