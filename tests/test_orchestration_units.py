@@ -583,3 +583,17 @@ def test_role_verdicts_follow_role_headline():
     assert (verdicts["beavertails"].refusals, verdicts["beavertails"].n) == (1, 2)
     assert verdicts["beavertails"].source == "h1/beavertails/A"
     assert stages.role_verdicts(table, None)["beavertails"].n == 4
+
+
+def test_run_scatter_front_compares_means_not_one_role_with_another():
+    from sarft_ray.orchestration.run_report import scatter_points
+
+    def row(role, arm, quality, safety):
+        return {"role": role, "arm": arm, "kind": "arm", "status": "ok",
+                "rolebench_spe_rouge_l_first": quality, "safety_avg": safety}
+
+    rows = [row("A", "sft", 19.0, 88.0), row("B", "sft", 16.0, 63.0), row("A", "sarft", 8.0, 97.0),
+            row("B", "sarft", 15.0, 97.0), row("mean", "sft", 17.5, 75.5), row("mean", "sarft", 11.5, 97.0)]
+    points = scatter_points(rows, [])
+    assert [p["front"] for p in points] == [False, False, False, False, True, True]
+    assert all(p["front"] for p in scatter_points(rows[:1] + rows[2:3], []))  # one role: its own points

@@ -96,11 +96,11 @@ def quality_vs_safety(
     A method named like a selection (or ``base``) has that selection's style;
     any other (a run's arm) gets its own colour and, given ``selection``, that
     selection's marker. The Pareto front (no other point better on both axes)
-    is circled and joined.
+    among the points not marked ``front: False`` is circled and joined.
     """
     styles = method_styles(points)
     coords = [(p.get(quality), p.get(safety)) for p in points]
-    front = pareto_front(coords)
+    front = pareto_front([c if p.get("front", True) else (None, None) for p, c in zip(points, coords, strict=True)])
     fig = _figure(figsize=(6.4, 4.8))
     ax = fig.subplots()
     seen: set[str] = set()

@@ -14,14 +14,20 @@ from sarft_ray.atomic import write_atomic, write_json, write_text
 
 
 def scatter_points(rows: list[dict[str, Any]], arms: list[Arm]) -> list[dict[str, Any]]:
-    """One point per role and model, coloured by arm; only the means are labelled (role names would pile up)."""
+    """One point per role and model, coloured by arm; only the means are labelled (role names would pile up).
+
+    With several roles, only the means take part in the Pareto front: one role's point does not dominate
+    another role's."""
     selection = {a.name: a.training.selection for a in arms}
+    several_roles = len({r["role"] for r in rows if r["role"] != MEAN}) > 1
     points = []
     for r in rows:
         if r["kind"] != "delta" and (r["status"] == "ok" or r["role"] == MEAN):
             method = r["arm"] or BASE
             label = f"{method} (mean)" if r["role"] == MEAN else None
-            points.append({**r, "method": method, "selection": selection.get(method, BASE), "label": label})
+            front = r["role"] == MEAN or not several_roles
+            points.append({**r, "method": method, "selection": selection.get(method, BASE), "label": label,
+                           "front": front})
     return points
 
 
