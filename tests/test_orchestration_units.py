@@ -169,6 +169,8 @@ def test_sweep_checks_roles_and_objective_metrics_against_the_config(tmp_path):
     decoded = cfg.with_updates(evaluation=cfg.evaluation.model_copy(
         update={"generation": cfg.evaluation.generation.model_copy(update={"max_new_tokens": 3})}))
     assert sweep_name(decoded) != sweep_name(cfg)  # what the answers are made with still counts
+    on_gpu = cfg.with_updates(scoring=cfg.scoring.model_copy(update={"num_gpus_per_actor": 1.0}))
+    assert sweep_name(on_gpu) != sweep_name(cfg)  # so does the device (another precision)
 
     spelled = _config_with_sweep(tmp_path, {"space": {"role": ["john doe"]}})
     assert search_space(spelled)["role"] == tune.grid_search(["John Doe"])

@@ -118,10 +118,10 @@ class BenchmarkPaths(_PerBenchmark):
         return [name for name in registered_benchmarks() if get_benchmark(name).reads_file]
 
 
-# Fields that change how fast or where answers are made, not the answers or verdicts: left out of the results key.
+# Fields that change how fast answers are made, not the answers or verdicts: left out of the results key. GPU
+# shares stay in: a GPU answers in another precision.
 OPERATIONAL_FIELDS = (
-    "backend", "save_every", "num_actors", "min_actors", "actor_num_cpus", "actor_num_gpus", "torch_threads",
-    "cache_verdicts",
+    "backend", "save_every", "num_actors", "min_actors", "actor_num_cpus", "torch_threads", "cache_verdicts",
 )
 
 

@@ -11,9 +11,9 @@ from sarft_ray.devices import device_kind
 
 
 # Fields that change only how fast scores are made (the scores hash leaves them out too): not in the results key.
+# GPU shares stay in: a GPU scores in another precision.
 OPERATIONAL_FIELDS = (
-    "prefix_reuse", "batch_size", "rows_per_call", "num_actors", "min_actors", "actor_num_cpus",
-    "num_gpus_per_actor", "torch_threads",
+    "prefix_reuse", "batch_size", "rows_per_call", "num_actors", "min_actors", "actor_num_cpus", "torch_threads",
 )
 
 
