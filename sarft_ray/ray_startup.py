@@ -13,11 +13,7 @@ STARTUP_ATTEMPTS = 3
 
 
 def start_retrying(start, shutdown, attempts: int = STARTUP_ATTEMPTS) -> None:
-    """``start()`` a local cluster, again after ``shutdown()`` when Ray gives up waiting for its own raylet.
-
-    Ray waits a fixed 30 s for a new node to register (``_private/node.py``); on a loaded machine that can run out
-    while the node is starting normally, and a second start then succeeds.
-    """
+    """``start()`` a local cluster, again after ``shutdown()`` when Ray gives up waiting for its own raylet."""
     for attempt in range(1, attempts + 1):
         before = _child_pids()
         try:

@@ -75,7 +75,7 @@ def test_constant_with_a_warmup_hashes_as_the_schedule_that_runs():
     still ignored (named from the settings as written) is not reused."""
     from sarft_ray.config import config_hash
     from sarft_ray.config_base import without_added_defaults
-    from sarft_ray.training.entry import OPERATIONAL_FIELDS
+    from sarft_ray.training.config import OPERATIONAL_FIELDS
 
     def digest(**settings):
         return run_hash({"ref": "m"}, TrainingConfig(**settings), "rows", None, {})

@@ -57,15 +57,17 @@ class GenerationConfig(StrictModel):
     )
 
 
-# Benchmarks whose unset (null) entries were in per-benchmark sections when stored results were first named by
-# config hashes. A benchmark registered later is dumped only when set, so registering one (a plugin's included)
-# renames no stored result, whether or not a process has imported it.
-BENCHMARKS_IN_HASHES = frozenset({"rolebench_spe", "rolebench_raw", "rolebench_val", "advbench", "beavertails", "benign"})
+# Keys whose unset (null) entries were in per-benchmark sections when stored results were first named by config
+# hashes. A benchmark registered later is dumped only when set, so registering one (a plugin's included) renames
+# no stored result, whether or not a process has imported it.
+KEYS_IN_HASHES = frozenset(
+    {"rolebench_spe", "rolebench_raw", "rolebench_val", "advbench", "beavertails", "benign", "jailbreaks"}
+)
 
 
 class _PerBenchmark(StrictModel):
     """A mapping keyed by registered benchmark names (the keys ``_names`` allows), every one present (null when
-    unset); dumps leave out the unset entries of benchmarks outside ``BENCHMARKS_IN_HASHES``."""
+    unset); dumps leave out the unset entries of keys outside ``KEYS_IN_HASHES``."""
 
     model_config = ConfigDict(extra="allow", frozen=True, protected_namespaces=())
 
@@ -89,7 +91,7 @@ class _PerBenchmark(StrictModel):
 
     @model_serializer(mode="wrap")
     def _dump_without_later_unset(self, handler) -> dict:
-        return {k: v for k, v in handler(self).items() if v is not None or k in BENCHMARKS_IN_HASHES or k == "jailbreaks"}
+        return {k: v for k, v in handler(self).items() if v is not None or k in KEYS_IN_HASHES}
 
 
 class LimitsConfig(_PerBenchmark):

@@ -33,17 +33,17 @@ def without_operational(sections: dict) -> dict:
     """Dumped config ``sections`` (any of them) without each section's operational fields."""
     from sarft_ray.evaluation.config import OPERATIONAL_FIELDS as EVALUATION
     from sarft_ray.scoring.config import OPERATIONAL_FIELDS as SCORING
-    from sarft_ray.training.config import OPERATIONAL_FIELDS as TRAINING
+    from sarft_ray.training.config import NOT_HASHED as TRAINING
 
     def drop(section: Any, fields: tuple[str, ...]) -> Any:
         return {k: v for k, v in section.items() if k not in fields} if isinstance(section, dict) else section
 
     out = dict(sections)
-    for name, fields in (("training", (*TRAINING, "deepspeed")), ("evaluation", EVALUATION), ("scoring", SCORING)):
+    for name, fields in (("training", TRAINING), ("evaluation", EVALUATION), ("scoring", SCORING)):
         if name in out:
             out[name] = drop(out[name], fields)
     if isinstance(out.get("alignment"), dict) and "training" in out["alignment"]:
-        out["alignment"] = out["alignment"] | {"training": drop(out["alignment"]["training"], (*TRAINING, "deepspeed"))}
+        out["alignment"] = out["alignment"] | {"training": drop(out["alignment"]["training"], TRAINING)}
     return out
 
 

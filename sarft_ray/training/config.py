@@ -27,6 +27,8 @@ COMPUTE_FIELDS = ("attn_implementation", "gradient_checkpointing", "packing")
 OPERATIONAL_FIELDS = (
     "checkpoint_every", "keep_checkpoints", "max_failures", "fail_at_step", "cpus_per_worker", *COMPUTE_FIELDS,
 )
+# Left out of the run hash and the results key: the above, and the DeepSpeed file's path (its content is hashed).
+NOT_HASHED = (*OPERATIONAL_FIELDS, "deepspeed")
 
 # The authors' release form of the loss; ``release_form: true`` selects all three at once.
 RELEASE_LOSS = {"kl_direction": "ref_to_policy", "kl_span": "all", "ce_norm": "sequence"}

@@ -26,7 +26,7 @@ from sarft_ray.training.checkpointing import (
     install_final,
     write_text_atomic,
 )
-from sarft_ray.training.config import OPERATIONAL_FIELDS, TrainingConfig
+from sarft_ray.training.config import NOT_HASHED, TrainingConfig
 from sarft_ray.training.data import check_training_table, table_rows
 from sarft_ray.training.recipe import TrainJob
 
@@ -34,7 +34,6 @@ if TYPE_CHECKING:
     from sarft_ray.scoring.store import StoredScores
 
 log = logging.getLogger(__name__)
-
 
 
 def training_overrides(training: TrainingConfig, source: str, **updates) -> TrainingConfig:
@@ -60,7 +59,7 @@ def run_hash(model: dict, training: TrainingConfig, rows_digest: str, system_pro
     """What determines the trained weights: model, training settings, data, prompt, DeepSpeed settings."""
     from sarft_ray.config import config_hash
 
-    settings = training.hashed_settings(set(OPERATIONAL_FIELDS) | {"deepspeed"})
+    settings = training.hashed_settings(set(NOT_HASHED))
     return config_hash(model, settings, rows_digest, system_prompt, ds_config)
 
 
